@@ -1,0 +1,18 @@
+"""Analyzers: models that turn media samples into per-frame observations.
+
+Each analyzer implements :class:`analyzers.base.Analyzer` and is listed in
+:data:`REGISTRY` under its ``name``, which is also its config section
+(``[analyzers.<name>]``). The registry is an explicit dict, never filled by
+import side effects. Importing it does not import torch: the analyzers load
+their models (and torch) in :meth:`~analyzers.base.Analyzer.load`, in the
+inference worker processes.
+"""
+
+from __future__ import annotations
+
+from analyzers.base import Analyzer
+from analyzers.face.emotion import FaceEmotionAnalyzer
+
+REGISTRY: dict[str, type[Analyzer]] = {c.name: c for c in (FaceEmotionAnalyzer,)}  # type: ignore[type-arg]
+
+__all__ = ["REGISTRY", "Analyzer", "FaceEmotionAnalyzer"]

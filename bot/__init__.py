@@ -1,0 +1,1 @@
+"""meetmood's bot: event loop, media, meetings and orchestration."""

@@ -1,0 +1,373 @@
+"""Meetings at run time: participants, their peers and sessions, and event fan-out.
+
+:class:`MeetingManager` owns the store and the inference pool and knows every
+meeting; :class:`LiveMeeting` holds the participants currently connected to one
+meeting and pushes its events to every subscribed sidebar. All of it runs on the
+event loop thread.
+
+A participant's media source (today a browser peer; later a Janus feed, a WHEP
+stream or a file) is kept apart from what happens to its media: every source
+hands the meeting tracks, and a :class:`ParticipantSession` analyses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamTrack
+
+from bot import peer
+from bot.inference import InferencePool
+from bot.session import ParticipantSession
+from bot.settings import Settings
+from bot.store import MeetingRecord, ParticipantRecord, Store
+from bot.types import (
+    LeaveReason,
+    MeetingEvent,
+    MeetingRef,
+    ParticipantInfo,
+    ParticipantJoinedEvent,
+    ParticipantLeftEvent,
+    ParticipantState,
+    ParticipantStateEvent,
+    SnapshotEvent,
+    StateView,
+)
+
+log = logging.getLogger(__name__)
+
+#: How long a new peer may take to connect before it counts as failed.
+CONNECT_TIMEOUT_SECS = 30.0
+
+
+class MeetingNotFound(LookupError):
+    """No meeting has this id."""
+
+
+@dataclass(eq=False)
+class LiveParticipant:
+    """A connected participant: stored record, peer, pipeline and leave token."""
+
+    record: ParticipantRecord
+    token: str
+    session: ParticipantSession
+    pc: RTCPeerConnection | None = None
+    watcher: asyncio.Task[None] | None = None
+    ending: bool = False
+
+    def info(self) -> ParticipantInfo:
+        """How the sidebar sees this participant."""
+        state = self.session.state
+        return ParticipantInfo(
+            participant_id=self.record.id,
+            display_name=self.record.display_name,
+            joined_at=self.record.joined_at,
+            state=StateView.of(state) if state else None,
+        )
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One sidebar's queue of events. Oldest events are dropped when it is full."""
+
+    queue: asyncio.Queue[MeetingEvent] = field(default_factory=asyncio.Queue)
+    max_queued: int = 500
+    dropped: int = 0
+
+    def push(self, event: MeetingEvent) -> None:
+        """Queue an event without ever blocking the publisher."""
+        if self.queue.qsize() >= self.max_queued:
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(event)
+
+
+class LiveMeeting:
+    """The connected participants of one meeting and its subscribers."""
+
+    def __init__(self, record: MeetingRecord) -> None:
+        """Create the runtime side of a stored meeting."""
+        self.record = record
+        self.participants: dict[str, LiveParticipant] = {}
+        self.subscribers: set[Subscription] = set()
+
+    def publish(self, event: MeetingEvent) -> None:
+        """Send an event to every subscribed sidebar."""
+        for sub in self.subscribers:
+            sub.push(event)
+
+
+class MeetingManager:
+    """Every meeting, their participants, the store and the inference pool.
+
+    Args:
+        settings: All settings.
+        store: The store (default: SQLite at ``settings.storage.database_path``).
+        pool: The inference pool (default: built from the enabled analyzers).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        pool: InferencePool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(
+            settings.storage.database_path, settings.storage.flush_interval_secs
+        )
+        enabled = settings.analyzers.enabled
+        self.pool = pool or InferencePool(
+            {name: settings.analyzers.params(name).model_dump() for name in enabled},
+            workers=settings.inference.workers,
+            mode=settings.inference.mode,
+        )
+        self._live: dict[str, LiveMeeting] = {}
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and load the models. Blocking work runs off the loop."""
+        if self.settings.webrtc.ice_addresses:
+            peer.restrict_host_addresses(self.settings.webrtc.ice_addresses)
+        await self.store.open()
+        closed = await self.store.close_dangling_participants()
+        if closed:
+            log.info("closed participants left open by an earlier run", extra={"count": closed})
+        await self.pool.start()
+        self._started = True
+
+    async def close(self) -> None:
+        """End every participant (peers closed, tasks cancelled), then stop and flush."""
+        for meeting in list(self._live.values()):
+            for p in list(meeting.participants.values()):
+                await self.end_participant(meeting, p, "server_shutdown")
+        await self.pool.close()
+        await self.store.close()
+        self._started = False
+
+    # -- meetings ----------------------------------------------------------------
+
+    async def create_meeting(self, name: str) -> tuple[MeetingRecord, str]:
+        """Create a meeting; returns it and its host token."""
+        return await self.store.create_meeting(name)
+
+    async def get_meeting(self, meeting_id: str) -> MeetingRecord:
+        """A stored meeting.
+
+        Raises:
+            MeetingNotFound: unknown id.
+        """
+        live = self._live.get(meeting_id)
+        if live is not None:
+            return live.record
+        record = await self.store.get_meeting(meeting_id)
+        if record is None:
+            raise MeetingNotFound(meeting_id)
+        return record
+
+    async def live(self, meeting_id: str) -> LiveMeeting:
+        """The runtime side of a meeting (created on first use)."""
+        meeting = self._live.get(meeting_id)
+        if meeting is None:
+            record = await self.get_meeting(meeting_id)
+            meeting = self._live.setdefault(meeting_id, LiveMeeting(record))
+        return meeting
+
+    def join_url(self, record: MeetingRecord) -> str:
+        """The participant link."""
+        return f"{self.settings.server.base_url}/join/{record.id}?token={record.join_token}"
+
+    def host_url(self, record: MeetingRecord, host_token: str) -> str:
+        """The host link (the sidebar)."""
+        return f"{self.settings.server.base_url}/host/{record.id}?token={host_token}"
+
+    # -- participants ------------------------------------------------------------
+
+    async def join_browser(
+        self, meeting_id: str, display_name: str, sdp: str, kind: str
+    ) -> tuple[LiveParticipant, str]:
+        """Accept a browser participant's offer; returns the participant and the answer SDP.
+
+        Raises:
+            MeetingNotFound: unknown meeting.
+            peer.OfferError: the offer is unusable (nothing is stored then).
+        """
+        meeting = await self.live(meeting_id)
+        tracks: list[MediaStreamTrack] = []
+        pc, answer = await peer.accept_offer(sdp, kind, self.settings.webrtc, tracks.append)
+        record = await self.store.add_participant(meeting_id, display_name, source="browser")
+        participant = self._add_participant(meeting, record)
+        participant.pc = pc
+        for track in tracks:
+            participant.session.add_track(track)
+        # Tracks normally all arrive during setRemoteDescription; take late ones too.
+        pc.remove_all_listeners("track")
+        pc.on("track", participant.session.add_track)
+        participant.watcher = asyncio.create_task(
+            self._watch_peer(meeting, participant), name=f"peer.watch.{record.id}"
+        )
+        return participant, answer.sdp
+
+    def _add_participant(self, meeting: LiveMeeting, record: ParticipantRecord) -> LiveParticipant:
+        settings = self.settings
+
+        def on_state(state: ParticipantState) -> None:
+            self.store.add_state(meeting.record.id, state)
+            meeting.publish(ParticipantStateEvent(state=StateView.of(state)))
+
+        session = ParticipantSession(
+            record.id,
+            self.pool,
+            settings.analyzers.face_emotion,
+            settings.pipeline,
+            on_state,
+            face_enabled="face_emotion" in settings.analyzers.enabled,
+        )
+        participant = LiveParticipant(record=record, token=secrets.token_urlsafe(18), session=session)
+        meeting.participants[record.id] = participant
+        meeting.publish(ParticipantJoinedEvent(participant=participant.info()))
+        log.info("participant joined", extra={"meeting": meeting.record.id, "participant": record.id})
+        return participant
+
+    async def _watch_peer(self, meeting: LiveMeeting, participant: LiveParticipant) -> None:
+        """End the participant when the connection fails, closes, or never connects."""
+        pc = participant.pc
+        assert pc is not None
+        changed = asyncio.Event()
+        pc.on("connectionstatechange", changed.set)
+        deadline = time.monotonic() + CONNECT_TIMEOUT_SECS
+        ended = asyncio.ensure_future(participant.session.ended.wait())
+        try:
+            while True:
+                changed.clear()
+                state = pc.connectionState
+                if state == "failed":
+                    reason: LeaveReason = "failed"
+                    break
+                if state == "closed":
+                    reason = "disconnected"
+                    break
+                if ended.done():
+                    reason = "disconnected"  # every track ended
+                    break
+                timeout = None
+                if state != "connected":
+                    timeout = max(0.0, deadline - time.monotonic())
+                    if timeout == 0.0:
+                        reason = "failed"
+                        break
+                waiter = asyncio.ensure_future(changed.wait())
+                await asyncio.wait({waiter, ended}, timeout=timeout, return_when="FIRST_COMPLETED")
+                waiter.cancel()
+        finally:
+            ended.cancel()
+        # Ending closes the peer; detach first so this task is not cancelled by itself.
+        participant.watcher = None
+        await self.end_participant(meeting, participant, reason)
+
+    async def leave(self, meeting_id: str, participant_id: str, token: str | None) -> bool:
+        """A participant leaves by their own request. False if the token is wrong."""
+        meeting = await self.live(meeting_id)
+        participant = meeting.participants.get(participant_id)
+        if participant is None:
+            # Already gone (e.g. the peer closed first): leaving again is harmless.
+            return True
+        if not token or not secrets.compare_digest(token, participant.token):
+            return False
+        await self.end_participant(meeting, participant, "left")
+        return True
+
+    def find_participant(self, meeting_id: str, participant_id: str) -> LiveParticipant | None:
+        """A connected participant, if any."""
+        meeting = self._live.get(meeting_id)
+        return meeting.participants.get(participant_id) if meeting else None
+
+    async def end_participant(
+        self, meeting: LiveMeeting, participant: LiveParticipant, reason: LeaveReason
+    ) -> None:
+        """Stop a participant's analysis, close their peer and record that they left."""
+        if participant.ending:
+            return
+        participant.ending = True
+        ts = time.time()
+        if participant.watcher is not None:
+            participant.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await participant.watcher
+        await participant.session.close()
+        if participant.pc is not None:
+            await participant.pc.close()
+        meeting.participants.pop(participant.record.id, None)
+        await self.store.end_participant(participant.record.id, ts, reason)
+        meeting.publish(
+            ParticipantLeftEvent(participant_id=participant.record.id, ts=ts, reason=reason)
+        )
+        log.info(
+            "participant left",
+            extra={"meeting": meeting.record.id, "participant": participant.record.id, "reason": reason},
+        )
+
+    # -- sidebar -----------------------------------------------------------------
+
+    async def snapshot(self, meeting_id: str) -> SnapshotEvent:
+        """Everything a sidebar needs: participants, their last state, their timelines."""
+        meeting = await self.live(meeting_id)
+        now = time.time()
+        history_secs = self.settings.sidebar.history_secs
+        records = await self.store.list_participants(meeting_id)
+        history = await self.store.history(meeting_id, now - history_secs)
+        infos = []
+        for r in records:
+            live = meeting.participants.get(r.id)
+            if live is not None:
+                infos.append(live.info())
+            elif r.left_at is not None and r.left_at < now - history_secs and r.id not in history:
+                continue  # long gone and nothing to draw
+            else:
+                last = history.get(r.id)
+                infos.append(
+                    ParticipantInfo(
+                        participant_id=r.id,
+                        display_name=r.display_name,
+                        joined_at=r.joined_at,
+                        left_at=r.left_at,
+                        leave_reason=r.leave_reason,
+                        state=None if not last else None,
+                    )
+                )
+        return SnapshotEvent(
+            meeting=MeetingRef(id=meeting.record.id, name=meeting.record.name),
+            history_secs=history_secs,
+            server_ts=now,
+            participants=infos,
+            history=history,
+        )
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, meeting_id: str) -> AsyncIterator[Subscription]:
+        """Receive a meeting's events for the duration of the context."""
+        meeting = await self.live(meeting_id)
+        sub = Subscription(max_queued=self.settings.sidebar.max_queued_events)
+        meeting.subscribers.add(sub)
+        try:
+            yield sub
+        finally:
+            meeting.subscribers.discard(sub)
+
+    def stats(self) -> dict[str, Any]:
+        """Pipeline figures per connected participant (no names)."""
+        return {
+            pid: p.session.stats()
+            for meeting in self._live.values()
+            for pid, p in meeting.participants.items()
+        }

@@ -1,0 +1,239 @@
+"""Settings: config/default.toml, then a user file, the environment and CLI flags.
+
+Each layer is a nested dict; later layers win key by key. The merged dict is
+validated once by pydantic, and a validation error names the dotted key and the
+reason (``server.port: Input should be less than or equal to 65535``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from analyzers import REGISTRY
+from analyzers.face.emotion import FaceEmotionParams
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+ENV_PREFIX = "MEETMOOD_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    """HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = ""
+    max_request_kb: int = Field(256, ge=16, le=65536)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """The URL printed in links."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+class StorageSettings(_Section):
+    """SQLite database."""
+
+    database: str = ""
+    flush_interval_secs: float = Field(0.5, gt=0, le=60)
+
+    @property
+    def database_path(self) -> Path:
+        """The database file, defaulting to the user data directory."""
+        if self.database:
+            return Path(self.database).expanduser()
+        return Path(platformdirs.user_data_dir("meetmood", appauthor=False)) / "meetmood.sqlite3"
+
+
+class WebRTCSettings(_Section):
+    """Peer connections."""
+
+    ice_addresses: list[str] = []
+    ice_servers: list[str] = []
+    drop_mdns_candidates: bool = False
+
+
+class PipelineSettings(_Section):
+    """Per-participant media pipeline."""
+
+    frame_timeout_secs: float = Field(2.0, gt=0, le=60)
+    analysis_max_side: int = Field(640, ge=64, le=4096)
+    inference_timeout_secs: float = Field(10.0, gt=0, le=600)
+    slow_inference_ms: float = Field(500, gt=0)
+
+
+class InferenceSettings(_Section):
+    """Where neural inference runs."""
+
+    mode: Literal["process", "thread"] = "process"
+    workers: int = Field(1, ge=1, le=64)
+
+
+class AnalyzersSettings(_Section):
+    """Which analyzers run, and each one's parameters."""
+
+    enabled: list[str] = ["face_emotion"]
+    face_emotion: FaceEmotionParams = FaceEmotionParams()
+
+    @field_validator("enabled")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [n for n in v if n not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown analyzer {unknown[0]!r}; available: {sorted(REGISTRY)}")
+        return v
+
+    def params(self, name: str) -> BaseModel:
+        """The parameters of one analyzer."""
+        value = getattr(self, name)
+        assert isinstance(value, BaseModel)
+        return value
+
+
+class SidebarSettings(_Section):
+    """Host sidebar."""
+
+    history_secs: int = Field(300, ge=10, le=24 * 3600)
+    max_queued_events: int = Field(500, ge=10)
+
+
+class PrivacySettings(_Section):
+    """What participants are told."""
+
+    viewers: str
+    retention: str
+
+
+class LoggingSettings(_Section):
+    """Logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    asyncio_debug: bool = False
+
+
+class Settings(_Section):
+    """All settings; built by :func:`load_settings`."""
+
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    webrtc: WebRTCSettings = WebRTCSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    inference: InferenceSettings = InferenceSettings()
+    analyzers: AnalyzersSettings = AnalyzersSettings()
+    sidebar: SidebarSettings = SidebarSettings()
+    privacy: PrivacySettings
+    logging: LoggingSettings = LoggingSettings()
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or invalid; the message names the key."""
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise SettingsError(f"config file not found: {path}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{path}: not valid TOML: {e}") from e
+
+
+def _parse_value(raw: str) -> Any:
+    """Environment and --set values: JSON where it parses (lists, numbers, booleans)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _nest(dotted: list[str], value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {dotted[-1]: value}
+    for key in reversed(dotted[:-1]):
+        out = {key: out}
+    return out
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``MEETMOOD_SERVER__PORT=9000`` -> ``{"server": {"port": 9000}}``."""
+    merged: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        merged = _merge(merged, _nest(path, _parse_value(raw)))
+    return merged
+
+
+def dotted_overrides(pairs: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"server.port": 9000}`` -> ``{"server": {"port": 9000}}`` (CLI flags, tests)."""
+    merged: dict[str, Any] = {}
+    for key, value in pairs.items():
+        if isinstance(value, str):
+            value = _parse_value(value)
+        merged = _merge(merged, _nest(key.split("."), value))
+    return merged
+
+
+def _format_error(e: ValidationError) -> str:
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown setting"
+        lines.append(f"{key}: {reason}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from the default file, a user file, the environment and flags.
+
+    Raises:
+        SettingsError: naming every bad key and the reason.
+    """
+    data = _read_toml(DEFAULT_CONFIG)
+    if config_file is not None:
+        data = _merge(data, _read_toml(config_file))
+    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, dotted_overrides(overrides))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise SettingsError(_format_error(e)) from None

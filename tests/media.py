@@ -1,0 +1,129 @@
+"""Synthetic and packaged media for tests: frames, tracks, a real face, y4m/wav files."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+VIDEO_CLOCK = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+
+
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut (public-domain NASA portrait), 512x512 RGB; loads offline."""
+    from skimage import data
+
+    return np.asarray(data.astronaut())
+
+
+def face_frame_rgb(width: int = 640, height: int = 480) -> np.ndarray:
+    """The astronaut's face centred on a grey canvas of the given size."""
+    canvas = np.full((height, width, 3), 128, np.uint8)
+    face = astronaut()
+    h, w = min(height, 512), min(width, 512)
+    y0, x0 = (height - h) // 2, (width - w) // 2
+    canvas[y0 : y0 + h, x0 : x0 + w] = face[:h, :w]
+    return canvas
+
+
+def make_video_frame(
+    w: int = 64, h: int = 48, rgb: tuple[int, int, int] = (0, 255, 0), pts: int = 0
+) -> av.VideoFrame:
+    """A uniform video frame (yuv420p, 90 kHz time base)."""
+    image = np.empty((h, w, 3), np.uint8)
+    image[:] = rgb
+    return frame_from_rgb(image, pts)
+
+
+def frame_from_rgb(image: np.ndarray, pts: int = 0) -> av.VideoFrame:
+    """An av.VideoFrame (yuv420p, 90 kHz time base) from an RGB array."""
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+    frame.pts = pts
+    frame.time_base = VIDEO_TIME_BASE
+    return frame
+
+
+def make_tone(hz: float = 220.0, secs: float = 1.0, sample_rate: int = 16_000) -> np.ndarray:
+    """A sine tone as int16 samples."""
+    t = np.arange(int(secs * sample_rate)) / sample_rate
+    return (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+class ScriptedTrack(MediaStreamTrack):
+    """Yields the given frames (optionally paced), then raises MediaStreamError."""
+
+    kind = "video"
+
+    def __init__(self, frames: Sequence[av.VideoFrame], interval_secs: float = 0.0) -> None:
+        super().__init__()
+        self._frames = list(frames)
+        self._interval = interval_secs
+
+    async def recv(self) -> av.VideoFrame:
+        if not self._frames:
+            self.stop()
+            raise MediaStreamError
+        if self._interval:
+            await asyncio.sleep(self._interval)
+        return self._frames.pop(0)
+
+
+class ImageVideoTrack(MediaStreamTrack):
+    """A live video source that sends one RGB image at ``fps`` with correct pts."""
+
+    kind = "video"
+
+    def __init__(self, image: np.ndarray, fps: float = 15.0) -> None:
+        super().__init__()
+        self._image = image
+        self._fps = fps
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        due = self._start + self._count / self._fps
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        frame = frame_from_rgb(self._image, pts=int(self._count * VIDEO_CLOCK / self._fps))
+        self._count += 1
+        return frame
+
+
+def write_y4m(
+    path: Path, image: np.ndarray | None = None, frames: int = 60, fps: int = 30
+) -> Path:
+    """A y4m video of a slowly moving crop of ``image`` (Chromium's fake camera input)."""
+    out = av.open(str(path), "w", format="yuv4mpegpipe")
+    stream = out.add_stream("wrapped_avframe", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+    canvas = face_frame_rgb(720, 560) if image is None else image
+    for i in range(frames):
+        dx = int(20 + 20 * np.sin(2 * np.pi * i / frames))
+        crop = np.ascontiguousarray(canvas[40 : 40 + 480, dx : dx + 640])
+        frame = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 48_000) -> Path:
+    """A mono 16-bit wav file."""
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(samples.astype(np.int16).tobytes())
+    return path

@@ -1,0 +1,139 @@
+"""Integration: a real aiortc peer joins through the API; its state reaches the sidebar socket."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from bot.settings import Settings
+from tests.media import ImageVideoTrack, face_frame_rgb
+from web.app import create_app
+from web.keys import MANAGER
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
+
+
+async def create_meeting(client: TestClient, name: str = "Standup") -> dict[str, Any]:
+    resp = await client.post("/api/meetings", json={"name": name})
+    assert resp.status == 201
+    return await resp.json()
+
+
+async def join(
+    client: TestClient, meeting: dict[str, Any], pc: RTCPeerConnection, name: str = "Ada"
+) -> dict[str, Any]:
+    await pc.setLocalDescription(await pc.createOffer())
+    token = meeting["join_url"].split("token=")[1]
+    resp = await client.post(
+        f"/api/meetings/{meeting['id']}/participants",
+        json={
+            "token": token,
+            "display_name": name,
+            "consent": True,
+            "offer": {"sdp": pc.localDescription.sdp, "type": "offer"},
+        },
+    )
+    body = await resp.json()
+    assert resp.status == 201, body
+    await pc.setRemoteDescription(RTCSessionDescription(**body["answer"]))
+    return body
+
+
+async def next_event(ws: Any, kind: str, timeout: float = 20.0, **match: Any) -> dict[str, Any]:
+    """The next sidebar event of type ``kind`` whose fields match."""
+
+    async def wait() -> dict[str, Any]:
+        while True:
+            event = await ws.receive_json()
+            if event["type"] != kind:
+                continue
+            if all(event.get(k) == v for k, v in match.items()):
+                return event
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) -> None:
+    client = await aiohttp_client(create_app(settings))
+    meeting = await create_meeting(client)
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    snapshot = await ws.receive_json()
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["participants"] == []
+
+    pc = RTCPeerConnection()
+    pc.addTrack(ImageVideoTrack(face_frame_rgb(), fps=15))
+    try:
+        joined = await join(client, meeting, pc)
+        pid = joined["participant_id"]
+        event = await next_event(ws, "participant_joined")
+        assert event["participant"]["display_name"] == "Ada"
+
+        # The astronaut's face: visible, with 7 probabilities that sum to 1, happy on top.
+        while True:
+            event = await next_event(ws, "participant_state")
+            state = event["state"]
+            assert state["participant_id"] == pid
+            if state["face_visible"]:
+                break
+        emotion = state["emotion"]
+        assert set(emotion["probs"]) == {
+            "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
+        }
+        assert sum(emotion["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert emotion["dominant"] == "happy"
+        assert emotion["confidence"] == pytest.approx(max(emotion["probs"].values()))
+
+        # A second sidebar that connects now gets the participant in its snapshot.
+        ws2 = await client.ws_connect(
+            f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}"
+        )
+        snap2 = await ws2.receive_json()
+        assert [p["participant_id"] for p in snap2["participants"]] == [pid]
+        assert snap2["history"][pid], "the timeline has points"
+        await ws2.close()
+
+        resp = await client.post(
+            f"/api/meetings/{meeting['id']}/participants/{pid}/leave",
+            json={"token": joined["participant_token"]},
+        )
+        assert resp.status == 204
+        left = await next_event(ws, "participant_left", participant_id=pid)
+        assert left["reason"] == "left"
+    finally:
+        await pc.close()
+        await ws.close()
+
+    # States were stored in SQLite, keyed by meeting and participant.
+    await client.app[MANAGER].store.flush()
+    db = sqlite3.connect(settings.storage.database_path)
+    rows = db.execute(
+        "SELECT face_visible, dominant FROM states WHERE meeting_id = ? AND participant_id = ?",
+        (meeting["id"], pid),
+    ).fetchall()
+    left_at = db.execute("SELECT left_at, leave_reason FROM participants WHERE id = ?", (pid,))
+    assert rows and (1, "happy") in rows
+    assert left_at.fetchone()[1] == "left"
+    db.close()
+
+
+async def test_closing_the_peer_ends_the_participant(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    meeting = await create_meeting(client)
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    await ws.receive_json()
+    pc = RTCPeerConnection()
+    pc.addTrack(ImageVideoTrack(face_frame_rgb(), fps=15))
+    joined = await join(client, meeting, pc)
+    await next_event(ws, "participant_state")
+    await pc.close()  # like a closed tab: no leave request
+    left = await next_event(ws, "participant_left", participant_id=joined["participant_id"])
+    assert left["reason"] in ("disconnected", "failed")
+    await ws.close()

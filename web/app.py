@@ -1,0 +1,57 @@
+"""The aiohttp application: routes, state under typed keys, start-up and shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from weakref import WeakSet
+
+from aiohttp import web
+
+from bot.meeting import MeetingManager
+from bot.settings import Settings
+from web import views, ws
+from web.errors import error_middleware
+from web.keys import MANAGER, SETTINGS, TEMPLATES, WEBSOCKETS
+from web.render import environment
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings, manager: MeetingManager | None = None) -> web.Application:
+    """Build the app. The manager starts and stops with the app (``cleanup_ctx``)."""
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.server.max_request_kb * 1024
+    )
+    app[SETTINGS] = settings
+    app[MANAGER] = manager or MeetingManager(settings)
+    app[WEBSOCKETS] = WeakSet()
+    app[TEMPLATES] = environment()
+    app.cleanup_ctx.append(_manager_ctx)
+    app.on_shutdown.append(ws.close_all)
+    app.add_routes(
+        [
+            web.get("/", views.home),
+            web.post("/meetings", views.create_meeting_form),
+            web.get("/join/{meeting_id}", views.join_page),
+            web.get("/host/{meeting_id}", views.host_page),
+            web.get("/healthz", views.healthz),
+            web.post("/api/meetings", views.api_create_meeting),
+            web.get("/api/meetings/{meeting_id}", views.api_get_meeting),
+            web.get("/api/meetings/{meeting_id}/states", views.api_states),
+            web.get("/api/meetings/{meeting_id}/ws", ws.sidebar_ws),
+            web.post("/api/meetings/{meeting_id}/participants", views.api_join),
+            web.post(
+                "/api/meetings/{meeting_id}/participants/{participant_id}/leave", views.api_leave
+            ),
+            web.static("/static", STATIC_DIR),
+        ]
+    )
+    return app
+
+
+async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
+    manager = app[MANAGER]
+    await manager.start()
+    yield
+    await manager.close()

@@ -1,0 +1,316 @@
+// join.js: the participant page. Shows the notice first and touches the camera and microphone
+// only after "I agree — join"; then streams them to the meetmood server over WebRTC
+// (POST /api/meetings/{id}/participants with the SDP offer) and lets the participant leave at
+// any time, which stops every track, closes the connection and tells the server.
+"use strict";
+
+(() => {
+  const root = document.getElementById("join");
+  if (!root) return;
+
+  const meetingId = root.dataset.meetingId || "";
+  const joinToken = root.dataset.joinToken || "";
+
+  const form = document.getElementById("consent-form");
+  const nameInput = document.getElementById("display-name");
+  const agreeBtn = document.getElementById("agree");
+  const declineBtn = document.getElementById("decline");
+  const callSection = document.getElementById("call");
+  const selfView = document.getElementById("self-view");
+  const mediaNote = document.getElementById("media-note");
+  const leaveBtn = document.getElementById("leave");
+  const statusEl = document.getElementById("status");
+
+  const ICE_GATHER_CAP_MS = 5000;
+  const apiBase = `/api/meetings/${encodeURIComponent(meetingId)}/participants`;
+
+  // Exposed for tests: {pc, participantId, state}.
+  const app = { pc: null, participantId: null, state: "idle" };
+  window.meetmood = app;
+
+  let stream = null;
+  let participantToken = null;
+  let leaving = false; // set once the participant asked to leave (or the page is going away)
+  let leaveSent = false;
+
+  function setStatus(text, kind) {
+    statusEl.textContent = text;
+    statusEl.dataset.kind = kind || "info";
+  }
+
+  function setState(state) {
+    app.state = state;
+    root.dataset.state = state;
+  }
+
+  function stopTracks() {
+    if (stream) {
+      for (const t of stream.getTracks()) t.stop();
+    }
+    stream = null;
+    selfView.srcObject = null;
+  }
+
+  function closePc() {
+    if (app.pc) {
+      try { app.pc.close(); } catch (e) { /* already closed */ }
+    }
+  }
+
+  function leaveUrl() {
+    return `${apiBase}/${encodeURIComponent(app.participantId)}/leave`;
+  }
+
+  function showForm(show) {
+    form.hidden = !show;
+    agreeBtn.disabled = !show;
+    callSection.hidden = show;
+  }
+
+  // Tell the server we left. With beacon=true (page going away) use sendBeacon.
+  async function sendLeave(beacon) {
+    if (!app.participantId || !participantToken || leaveSent) return;
+    leaveSent = true;
+    const body = JSON.stringify({ token: participantToken });
+    if (beacon) {
+      let queued = false;
+      try {
+        queued = navigator.sendBeacon(leaveUrl(), new Blob([body], { type: "application/json" }));
+      } catch (e) { queued = false; }
+      if (!queued) {
+        try {
+          fetch(leaveUrl(), { method: "POST", headers: { "Content-Type": "application/json" },
+                              body, keepalive: true }).catch(() => {});
+        } catch (e) { /* nothing more we can do while unloading */ }
+      }
+      return;
+    }
+    try {
+      const res = await fetch(leaveUrl(), {
+        method: "POST", headers: { "Content-Type": "application/json" }, body, keepalive: true,
+      });
+      if (res.status !== 204) console.warn("leave: unexpected HTTP status", res.status);
+    } catch (e) {
+      console.warn("leave: request failed", e);
+    }
+  }
+
+  function leave() {
+    if (app.state === "left") return;
+    leaving = true;
+    stopTracks();
+    closePc();
+    setState("left");
+    callSection.hidden = true;
+    form.hidden = true;
+    setStatus("You left. Analysis stopped.", "done");
+    sendLeave(false);
+  }
+
+  // Stop everything after an error; the form comes back so the participant may try again.
+  function fail(message) {
+    stopTracks();
+    closePc();
+    if (app.participantId) sendLeave(false);
+    setState("failed");
+    showForm(true);
+    setStatus(message, "error");
+  }
+
+  function mediaErrorMessage(err) {
+    const name = err && err.name;
+    if (name === "NotAllowedError" || name === "SecurityError") {
+      return "Camera access was blocked, so you have not joined. Allow the camera for this site in " +
+             "your browser settings and try again.";
+    }
+    if (name === "NotFoundError" || name === "OverconstrainedError") {
+      return "No camera was found, so you have not joined.";
+    }
+    if (name === "NotReadableError" || name === "AbortError") {
+      return "The camera could not be started (is another program using it?). You have not joined.";
+    }
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      return "This browser cannot share a camera on this page (it needs a secure https:// address).";
+    }
+    return "The camera could not be started, so you have not joined.";
+  }
+
+  async function getMedia() {
+    const video = { width: 640, height: 480, frameRate: 30 };
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      throw new Error("getUserMedia unavailable");
+    }
+    try {
+      return { stream: await navigator.mediaDevices.getUserMedia({ video, audio: true }), audio: true };
+    } catch (err) {
+      console.warn("camera+microphone failed, retrying camera only:", err && err.name);
+    }
+    return { stream: await navigator.mediaDevices.getUserMedia({ video, audio: false }), audio: false };
+  }
+
+  function waitForIceGathering(pc, capMs) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer = null;
+      const check = () => { if (pc.iceGatheringState === "complete") done(); };
+      const done = () => {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      timer = setTimeout(done, capMs);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  // WEBRTC.md §5: give every video codec a Chrome-only minimum/start bitrate so that the
+  // encoder holds 640x480 from the start instead of ramping up from 480x360.
+  function mungeAnswer(sdp) {
+    return sdp.replace(/a=rtpmap:(\d+) (VP8|H264|VP9)\/90000(\r?\n)/g,
+      (m, pt, codec, eol) => m + "a=fmtp:" + pt +
+        " x-google-min-bitrate=1000;x-google-start-bitrate=1000" + eol);
+  }
+
+  async function postOffer(displayName, pc) {
+    let res;
+    try {
+      res = await fetch(apiBase, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          token: joinToken,
+          display_name: displayName,
+          consent: true,
+          offer: { sdp: pc.localDescription.sdp, type: "offer" },
+        }),
+      });
+    } catch (e) {
+      throw new Error("Could not reach the meeting server. Check your connection and try again.");
+    }
+    let data = null;
+    try { data = await res.json(); } catch (e) { data = null; }
+    if (!res.ok) {
+      const msg = data && data.error && typeof data.error.message === "string" && data.error.message
+        ? data.error.message : `The server refused to connect you (HTTP ${res.status}).`;
+      throw new Error(msg);
+    }
+    if (!data || !data.participant_id || !data.answer || typeof data.answer.sdp !== "string") {
+      throw new Error("The server sent an answer this page does not understand.");
+    }
+    return data;
+  }
+
+  function onConnectionState(pc) {
+    if (pc !== app.pc || leaving) return;
+    switch (pc.connectionState) {
+      case "new":
+      case "connecting":
+        setState("connecting");
+        setStatus("Connecting…");
+        break;
+      case "connected":
+        setState("connected");
+        setStatus("Connected — analysis running", "ok");
+        break;
+      case "disconnected":
+        setState("connecting");
+        setStatus("Connection lost — trying to reconnect…", "warn");
+        break;
+      case "failed":
+        stopTracks();
+        closePc();
+        sendLeave(false);
+        setState("failed");
+        callSection.hidden = true;
+        setStatus("Connection lost. Analysis stopped. Reload the page to join again.", "error");
+        break;
+      default:
+        break; // "closed": we closed it ourselves
+    }
+  }
+
+  async function join(displayName) {
+    leaving = false;
+    leaveSent = false;
+    app.participantId = null;
+    app.pc = null;
+    participantToken = null;
+    setState("connecting");
+    showForm(false);
+    setStatus("Asking for your camera and microphone…");
+
+    let media;
+    try {
+      media = await getMedia();
+    } catch (err) {
+      fail(mediaErrorMessage(err));
+      return;
+    }
+    if (leaving) { for (const t of media.stream.getTracks()) t.stop(); return; }
+    stream = media.stream;
+    selfView.srcObject = stream;
+    mediaNote.hidden = media.audio;
+    mediaNote.textContent = media.audio ? "" :
+      "Microphone not available: only your camera is sent and analysed.";
+
+    setStatus("Connecting…");
+    try {
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      app.pc = pc;
+      pc.addEventListener("connectionstatechange", () => onConnectionState(pc));
+      for (const track of stream.getTracks()) pc.addTrack(track, stream);
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForIceGathering(pc, ICE_GATHER_CAP_MS);
+      if (leaving) return;
+
+      const data = await postOffer(displayName, pc);
+      app.participantId = String(data.participant_id);
+      participantToken = data.participant_token;
+      if (leaving) { sendLeave(false); return; }
+
+      const answer = { type: "answer", sdp: mungeAnswer(data.answer.sdp) };
+      await pc.setRemoteDescription(answer);
+      if (pc.connectionState === "connected") onConnectionState(pc);
+    } catch (err) {
+      if (leaving) return;
+      console.warn("join failed:", err);
+      fail(err && err.message ? err.message : "Could not connect.");
+    }
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (app.state === "connecting" || app.state === "connected") return;
+    const name = nameInput.value.trim();
+    if (!name) {
+      nameInput.setAttribute("aria-invalid", "true");
+      setStatus("Please enter your name first.", "error");
+      nameInput.focus();
+      return;
+    }
+    nameInput.removeAttribute("aria-invalid");
+    join(name.slice(0, 60));
+  });
+
+  declineBtn.addEventListener("click", () => {
+    if (app.state === "connecting" || app.state === "connected") return;
+    setState("declined");
+    setStatus("You have not joined. Nothing was captured.", "done");
+  });
+
+  leaveBtn.addEventListener("click", leave);
+
+  window.addEventListener("pagehide", () => {
+    if (app.state === "left" || app.state === "idle" || app.state === "declined") return;
+    leaving = true;
+    stopTracks();
+    closePc();
+    sendLeave(true);
+    setState("left");
+    callSection.hidden = true;
+    form.hidden = true;
+    setStatus("You left. Analysis stopped.", "done");
+  });
+
+  setState("idle");
+})();

@@ -1,0 +1,288 @@
+"""HTTP handlers: pages and the JSON API.
+
+Handlers read meeting state through the MeetingManager and never call analyzers.
+Bad input is answered with a 4xx and a message that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.meeting import MeetingManager, MeetingNotFound
+from bot.peer import OfferError
+from bot.store import MeetingRecord
+from web.errors import api_error
+from web.keys import MANAGER, SETTINGS
+from web.render import render
+
+log = logging.getLogger(__name__)
+
+NAME_MAX = 120
+B = TypeVar("B", bound=BaseModel)
+DISPLAY_NAME_MAX = 60
+
+
+# -- request bodies ----------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CreateMeetingBody(_Body):
+    """POST /api/meetings."""
+
+    name: str = Field("", max_length=NAME_MAX)
+
+
+class OfferBody(_Body):
+    """An SDP offer."""
+
+    sdp: str = Field(min_length=1)
+    type: str
+
+
+class JoinBody(_Body):
+    """POST /api/meetings/{id}/participants."""
+
+    token: str = Field(min_length=1)
+    display_name: str = Field(min_length=1, max_length=DISPLAY_NAME_MAX)
+    consent: bool
+    offer: OfferBody
+
+
+class LeaveBody(_Body):
+    """POST /api/meetings/{id}/participants/{pid}/leave."""
+
+    token: str = Field(min_length=1)
+
+
+async def _json_body(request: web.Request, model: type[B]) -> B:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise api_error(web.HTTPBadRequest, "invalid_json", "the body is not valid JSON") from e
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        reason = "missing" if err["type"] == "missing" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown field"
+        raise api_error(web.HTTPBadRequest, "invalid_field", f"{where}: {reason}") from e
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _manager(request: web.Request) -> MeetingManager:
+    return request.app[MANAGER]
+
+
+def default_meeting_name(name: str) -> str:
+    """A blank meeting name becomes "Meeting"."""
+    return name.strip() or "Meeting"
+
+
+async def _meeting(request: web.Request, api: bool = True) -> MeetingRecord:
+    meeting_id = request.match_info["meeting_id"]
+    try:
+        return await _manager(request).get_meeting(meeting_id)
+    except MeetingNotFound as e:
+        if api:
+            raise api_error(web.HTTPNotFound, "meeting_not_found", "no meeting has this id") from e
+        raise web.HTTPNotFound(text="No meeting has this address.") from e
+
+
+def _host_token(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[len("Bearer ") :].strip()
+    return request.query.get("token")
+
+
+async def host_meeting(request: web.Request, api: bool = True) -> MeetingRecord:
+    """The meeting named in the path, after checking the host token."""
+    record = await _meeting(request, api)
+    token = _host_token(request)
+    if not token:
+        if api:
+            raise api_error(web.HTTPUnauthorized, "token_missing", "the host token is missing")
+        raise web.HTTPUnauthorized(text="This page needs the host link (with its token).")
+    if not record.host_token_matches(token):
+        if api:
+            raise api_error(web.HTTPForbidden, "token_invalid", "the host token is not valid")
+        raise web.HTTPForbidden(text="The host token in this link is not valid.")
+    return record
+
+
+def meeting_json(manager: MeetingManager, record: MeetingRecord) -> dict[str, Any]:
+    """A meeting as the API returns it (no host token: it is shown only once)."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "created_at": record.created_at,
+        "ended_at": record.ended_at,
+        "join_url": manager.join_url(record),
+    }
+
+
+# -- pages -------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.Response:
+    """The home page: what meetmood does and a form to create a meeting."""
+    return render(request, "home.html", {"app_name": "meetmood", "version": _version()})
+
+
+async def create_meeting_form(request: web.Request) -> web.Response:
+    """The home page's form: create a meeting, then go to its host page."""
+    form = await request.post()
+    name = str(form.get("name", ""))
+    if len(name) > NAME_MAX:
+        raise web.HTTPBadRequest(text=f"The meeting name is longer than {NAME_MAX} characters.")
+    manager = _manager(request)
+    record, host_token = await manager.create_meeting(default_meeting_name(name))
+    raise web.HTTPSeeOther(f"/host/{record.id}?token={host_token}")
+
+
+async def join_page(request: web.Request) -> web.Response:
+    """The participant page: notice first, then camera and microphone."""
+    record = await _meeting(request, api=False)
+    token = request.query.get("token")
+    if not record.join_token_matches(token):
+        raise web.HTTPForbidden(text="This join link is not valid. Ask the host for the link.")
+    settings = request.app[SETTINGS]
+    analyses = []
+    if "face_emotion" in settings.analyzers.enabled:
+        analyses.append(
+            "Your facial expression, read from your camera several times a second "
+            "(whether a face is in view, and the probabilities of 7 expressions: angry, "
+            "disgust, fear, happy, sad, surprise, neutral)."
+        )
+    return render(
+        request,
+        "join.html",
+        {
+            "meeting": {"id": record.id, "name": record.name},
+            "join_token": record.join_token,
+            "notice": {
+                "analyses": analyses,
+                "viewers": settings.privacy.viewers,
+                "retention": settings.privacy.retention,
+            },
+            "analysis_fps": settings.analyzers.face_emotion.fps,
+        },
+    )
+
+
+async def host_page(request: web.Request) -> web.Response:
+    """The host's live sidebar."""
+    record = await host_meeting(request, api=False)
+    manager = _manager(request)
+    return render(
+        request,
+        "sidebar.html",
+        {
+            "meeting": {"id": record.id, "name": record.name},
+            "host_token": _host_token(request),
+            "join_url": manager.join_url(record),
+            "history_secs": request.app[SETTINGS].sidebar.history_secs,
+        },
+    )
+
+
+# -- API ---------------------------------------------------------------------------
+
+
+async def api_create_meeting(request: web.Request) -> web.Response:
+    """Create a meeting. The host token and host URL appear in this response only."""
+    body = await _json_body(request, CreateMeetingBody) if request.can_read_body else None
+    manager = _manager(request)
+    record, host_token = await manager.create_meeting(
+        default_meeting_name(body.name if body else "")
+    )
+    data = meeting_json(manager, record)
+    data["host_token"] = host_token
+    data["host_url"] = manager.host_url(record, host_token)
+    return web.json_response(data, status=201)
+
+
+async def api_get_meeting(request: web.Request) -> web.Response:
+    """A meeting and its participants (host only)."""
+    record = await host_meeting(request)
+    manager = _manager(request)
+    snapshot = await manager.snapshot(record.id)
+    data = meeting_json(manager, record)
+    data["participants"] = [p.model_dump() for p in snapshot.participants]
+    return web.json_response(data)
+
+
+async def api_states(request: web.Request) -> web.Response:
+    """Stored states of a meeting, optionally of one participant and since a time."""
+    record = await host_meeting(request)
+    try:
+        since = float(request.query.get("since", "0"))
+    except ValueError as e:
+        raise api_error(web.HTTPBadRequest, "invalid_field", "since: not a number") from e
+    participant = request.query.get("participant")
+    rows = await _manager(request).store.states(record.id, participant, since)
+    return web.json_response({"meeting_id": record.id, "states": rows})
+
+
+async def api_join(request: web.Request) -> web.Response:
+    """A browser participant joins with an SDP offer and gets the answer."""
+    record = await _meeting(request)
+    body = await _json_body(request, JoinBody)
+    if not record.join_token_matches(body.token):
+        raise api_error(web.HTTPForbidden, "token_invalid", "the join token is not valid")
+    if not body.consent:
+        raise api_error(
+            web.HTTPBadRequest,
+            "consent_required",
+            "analysis needs the participant's agreement (consent must be true)",
+        )
+    try:
+        participant, answer_sdp = await _manager(request).join_browser(
+            record.id, body.display_name, body.offer.sdp, body.offer.type
+        )
+    except OfferError as e:
+        raise api_error(web.HTTPBadRequest, "invalid_offer", str(e)) from e
+    return web.json_response(
+        {
+            "participant_id": participant.record.id,
+            "participant_token": participant.token,
+            "answer": {"sdp": answer_sdp, "type": "answer"},
+        },
+        status=201,
+    )
+
+
+async def api_leave(request: web.Request) -> web.Response:
+    """A participant leaves (also sent by the page with sendBeacon when the tab closes)."""
+    record = await _meeting(request)
+    body = await _json_body(request, LeaveBody)
+    ok = await _manager(request).leave(record.id, request.match_info["participant_id"], body.token)
+    if not ok:
+        raise api_error(web.HTTPForbidden, "token_invalid", "the participant token is not valid")
+    return web.Response(status=204)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the server answers."""
+    return web.json_response({"status": "ok"})
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meetmood")
+    except PackageNotFoundError:
+        return "dev"

@@ -1,0 +1,83 @@
+"""The sidebar WebSocket: a snapshot on connect, then the meeting's events.
+
+The host token authorises the connection and the Origin header must match the
+server (a page on another site cannot read a meeting through the host's
+browser). Every socket is tracked so that shutdown can close it with GOING_AWAY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from web.errors import api_error
+from web.keys import MANAGER, WEBSOCKETS
+from web.views import host_meeting
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECS = 20.0
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Whether the Origin header (if any) names this server's host and port."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser (CLI tools, tests): the token is the check
+    parts = urlsplit(origin)
+    return bool(parts.netloc) and parts.netloc == request.host
+
+
+async def sidebar_ws(request: web.Request) -> web.WebSocketResponse:
+    """Stream a meeting's events to one sidebar."""
+    record = await host_meeting(request)
+    if not origin_allowed(request):
+        raise api_error(web.HTTPForbidden, "origin_not_allowed", "cross-site WebSocket refused")
+    manager = request.app[MANAGER]
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECS)
+    await ws.prepare(request)
+    sockets = request.app[WEBSOCKETS]
+    sockets.add(ws)
+    try:
+        async with manager.subscribe(record.id) as sub:
+            # Subscribe before the snapshot so no event falls between the two.
+            snapshot = await manager.snapshot(record.id)
+            await ws.send_json(snapshot.model_dump(mode="json"))
+            reader = asyncio.create_task(_read_until_closed(ws))
+            try:
+                while not ws.closed:
+                    getter = asyncio.create_task(sub.queue.get())
+                    done, _ = await asyncio.wait(
+                        {getter, reader}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter not in done:
+                        getter.cancel()
+                        break
+                    await ws.send_json(getter.result().model_dump(mode="json"))
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+    except ConnectionResetError:
+        pass  # the sidebar went away mid-send
+    finally:
+        sockets.discard(ws)
+        await ws.close()
+    return ws
+
+
+async def _read_until_closed(ws: web.WebSocketResponse) -> None:
+    """Consume client messages (the sidebar sends none) until the socket closes."""
+    async for msg in ws:
+        if msg.type == WSMsgType.ERROR:
+            break
+
+
+async def close_all(app: web.Application) -> None:
+    """Close every sidebar socket with GOING_AWAY (server shutdown)."""
+    for ws in list(app[WEBSOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
