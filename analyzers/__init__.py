@@ -10,9 +10,12 @@ inference worker processes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from analyzers.base import Analyzer
 from analyzers.face.emotion import FaceEmotionAnalyzer
 
-REGISTRY: dict[str, type[Analyzer]] = {c.name: c for c in (FaceEmotionAnalyzer,)}  # type: ignore[type-arg]
+#: Every analyzer by ``name``; config's ``[analyzers] enabled`` picks from these.
+REGISTRY: dict[str, type[Analyzer[Any, Any]]] = {c.name: c for c in (FaceEmotionAnalyzer,)}
 
 __all__ = ["REGISTRY", "Analyzer", "FaceEmotionAnalyzer"]

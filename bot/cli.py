@@ -145,18 +145,17 @@ async def _meeting_command(settings: Settings, args: argparse.Namespace) -> None
     store = Store(settings.storage.database_path)
     await store.open()
     try:
-        # The manager only builds links here; it starts no workers.
-        manager = MeetingManager(settings, store=store)
+        base = settings.server.base_url
         if args.meeting_command == "create":
             name = args.name.strip() or "Meeting"
             record, host_token = await store.create_meeting(name)
             print(f"meeting:   {record.name} ({record.id})")
-            print(f"join link: {manager.join_url(record)}")
-            print(f"host link: {manager.host_url(record, host_token)}")
+            print(f"join link: {MeetingManager.join_url(base, record)}")
+            print(f"host link: {MeetingManager.host_url(base, record, host_token)}")
             print("Keep the host link secret: it opens the sidebar and is shown only once.")
         else:
             for r in await store.list_meetings():
-                print(f"{r.id}  {r.name}  join: {manager.join_url(r)}")
+                print(f"{r.id}  {r.name}  join: {MeetingManager.join_url(base, r)}")
     finally:
         await store.close()
 

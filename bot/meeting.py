@@ -183,13 +183,15 @@ class MeetingManager:
             meeting = self._live.setdefault(meeting_id, LiveMeeting(record))
         return meeting
 
-    def join_url(self, record: MeetingRecord) -> str:
+    @staticmethod
+    def join_url(base_url: str, record: MeetingRecord) -> str:
         """The participant link."""
-        return f"{self.settings.server.base_url}/join/{record.id}?token={record.join_token}"
+        return f"{base_url}/join/{record.id}?token={record.join_token}"
 
-    def host_url(self, record: MeetingRecord, host_token: str) -> str:
+    @staticmethod
+    def host_url(base_url: str, record: MeetingRecord, host_token: str) -> str:
         """The host link (the sidebar)."""
-        return f"{self.settings.server.base_url}/host/{record.id}?token={host_token}"
+        return f"{base_url}/host/{record.id}?token={host_token}"
 
     # -- participants ------------------------------------------------------------
 

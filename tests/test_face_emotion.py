@@ -63,7 +63,7 @@ class _ForwardCalls:
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    image = skimage.data.astronaut()
+    image: np.ndarray = np.asarray(skimage.data.astronaut())  # type: ignore[no-untyped-call]
     assert image.shape == (512, 512, 3)
     return image
 
@@ -242,8 +242,16 @@ def test_haar_min_face_px_drops_small_faces(astronaut: np.ndarray) -> None:
 
 @pytest.mark.unit
 def test_sort_largest_first() -> None:
-    faces = [DetectedFace((0, 0, 10, 10)), DetectedFace((50, 5, 30, 30)), DetectedFace((5, 0, 10, 10))]
-    assert [f.box for f in sort_largest_first(faces)] == [(50, 5, 30, 30), (0, 0, 10, 10), (5, 0, 10, 10)]
+    faces = [
+        DetectedFace((0, 0, 10, 10)),
+        DetectedFace((50, 5, 30, 30)),
+        DetectedFace((5, 0, 10, 10)),
+    ]
+    assert [f.box for f in sort_largest_first(faces)] == [
+        (50, 5, 30, 30),
+        (0, 0, 10, 10),
+        (5, 0, 10, 10),
+    ]
 
 
 # --- mini_xception analyzer -----------------------------------------------------------

@@ -26,6 +26,11 @@ def api_error(status: type[web.HTTPException], code: str, message: str) -> web.H
     )
 
 
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """A JSON error response."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
 def _is_api(request: web.Request) -> bool:
     return request.path.startswith("/api/")
 
@@ -41,12 +46,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = e.reason.lower().replace(" ", "_")
         message = e.text if e.text and e.text != f"{e.status}: {e.reason}" else e.reason
         if _is_api(request):
-            raise api_error(type(e), code, message) from e
+            return error_response(e.status, code, message)
         return _error_page(request, e.status, e.reason, message)
     except Exception:
         log.exception("request failed", extra={"path": request.path})
         if _is_api(request):
-            raise api_error(web.HTTPInternalServerError, "internal_error", "internal error") from None
+            return error_response(500, "internal_error", "internal error")
         return _error_page(request, 500, "Internal Server Error", "Something went wrong.")
 
 

@@ -122,14 +122,19 @@ async def host_meeting(request: web.Request, api: bool = True) -> MeetingRecord:
     return record
 
 
-def meeting_json(manager: MeetingManager, record: MeetingRecord) -> dict[str, Any]:
+def base_url(request: web.Request) -> str:
+    """The base of the links we hand out: ``server.public_url``, else how we were reached."""
+    return request.app[SETTINGS].server.public_url or f"{request.scheme}://{request.host}"
+
+
+def meeting_json(request: web.Request, record: MeetingRecord) -> dict[str, Any]:
     """A meeting as the API returns it (no host token: it is shown only once)."""
     return {
         "id": record.id,
         "name": record.name,
         "created_at": record.created_at,
         "ended_at": record.ended_at,
-        "join_url": manager.join_url(record),
+        "join_url": MeetingManager.join_url(base_url(request), record),
     }
 
 
@@ -185,14 +190,13 @@ async def join_page(request: web.Request) -> web.Response:
 async def host_page(request: web.Request) -> web.Response:
     """The host's live sidebar."""
     record = await host_meeting(request, api=False)
-    manager = _manager(request)
     return render(
         request,
         "sidebar.html",
         {
             "meeting": {"id": record.id, "name": record.name},
             "host_token": _host_token(request),
-            "join_url": manager.join_url(record),
+            "join_url": MeetingManager.join_url(base_url(request), record),
             "history_secs": request.app[SETTINGS].sidebar.history_secs,
         },
     )
@@ -208,9 +212,9 @@ async def api_create_meeting(request: web.Request) -> web.Response:
     record, host_token = await manager.create_meeting(
         default_meeting_name(body.name if body else "")
     )
-    data = meeting_json(manager, record)
+    data = meeting_json(request, record)
     data["host_token"] = host_token
-    data["host_url"] = manager.host_url(record, host_token)
+    data["host_url"] = MeetingManager.host_url(base_url(request), record, host_token)
     return web.json_response(data, status=201)
 
 
@@ -219,7 +223,7 @@ async def api_get_meeting(request: web.Request) -> web.Response:
     record = await host_meeting(request)
     manager = _manager(request)
     snapshot = await manager.snapshot(record.id)
-    data = meeting_json(manager, record)
+    data = meeting_json(request, record)
     data["participants"] = [p.model_dump() for p in snapshot.participants]
     return web.json_response(data)
 

@@ -81,9 +81,7 @@ class FaceEmotionParams(BaseModel):
         "auto", description="Torch device; auto picks cuda, then mps, then cpu."
     )
     min_face_px: int = Field(40, ge=16, description="Smallest face side, in pixels, to analyse.")
-    max_faces: int = Field(
-        1, ge=1, le=16, description="Faces analysed per frame, largest first."
-    )
+    max_faces: int = Field(1, ge=1, le=16, description="Faces analysed per frame, largest first.")
     torch_threads: int = Field(
         1, ge=1, description="torch intra-op threads in each inference worker."
     )

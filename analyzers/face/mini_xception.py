@@ -101,7 +101,8 @@ class SeparableConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the depthwise and the pointwise convolution."""
-        return self.pointwise(self.depthwise(x))
+        out: torch.Tensor = self.pointwise(self.depthwise(x))
+        return out
 
 
 class ResidualBlock(nn.Module):
@@ -129,8 +130,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Add the pooled main path to the strided shortcut."""
-        residual = self.shortcut_bn(self.shortcut(x))
-        y = F.relu(self.bn1(self.sep1(x)))
+        residual: torch.Tensor = self.shortcut_bn(self.shortcut(x))
+        y: torch.Tensor = F.relu(self.bn1(self.sep1(x)))
         y = self.pool(self.bn2(self.sep2(y)))
         return y + residual
 
@@ -166,7 +167,8 @@ class MiniXception(nn.Module):
         x = F.relu(self.bn2(self.conv2(x)))
         for block in self.blocks:
             x = block(x)
-        return self.head(x).mean(dim=(2, 3))
+        logits: torch.Tensor = self.head(x).mean(dim=(2, 3))
+        return logits
 
 
 def load_mini_xception(path: str | Path, device: torch.device) -> MiniXception:

@@ -98,13 +98,16 @@
   function leave() {
     if (app.state === "left") return;
     leaving = true;
-    stopTracks();
-    closePc();
+    stopTracks(); // the camera and microphone stop at once
     setState("left");
     callSection.hidden = true;
     form.hidden = true;
     setStatus("You left. Analysis stopped.", "done");
-    sendLeave(false);
+    // Tell the server first, then close the connection (after the answer, or 2 s at most), so
+    // that the server records a deliberate leave rather than a lost connection.
+    const told = sendLeave(false);
+    const cap = new Promise((resolve) => setTimeout(resolve, 2000));
+    Promise.race([told, cap]).then(closePc, closePc);
   }
 
   // Stop everything after an error; the form comes back so the participant may try again.
@@ -304,8 +307,8 @@
     if (app.state === "left" || app.state === "idle" || app.state === "declined") return;
     leaving = true;
     stopTracks();
+    sendLeave(true); // queued before the connection closes
     closePc();
-    sendLeave(true);
     setState("left");
     callSection.hidden = true;
     form.hidden = true;

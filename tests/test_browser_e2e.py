@@ -1,0 +1,187 @@
+"""End to end in real headless Chromium against a real ``meetmood serve`` process.
+
+Chromium's fake camera plays a y4m made at test time from a real face image;
+the participant opens the join page, reads the notice, agrees, and streams. The
+host's sidebar (a second page, and the sidebar WebSocket read directly) must show
+a visible face with emotion probabilities. Runs on loopback in a private network
+namespace (see conftest.loopback_only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from tests.media import make_tone, write_wav, write_y4m
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
+
+CHROMIUM = next(
+    (p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)),
+    "/usr/lib/chromium/chromium",
+)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[str]:
+    """A real ``meetmood serve`` on a free loopback port; yields its base URL."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "MEETMOOD_SERVER__PORT": "0",
+            "MEETMOOD_STORAGE__DATABASE": str(tmp_path / "e2e.sqlite3"),
+            "MEETMOOD_WEBRTC__ICE_ADDRESSES": '["127.0.0.1"]',
+            "MEETMOOD_WEBRTC__DROP_MDNS_CANDIDATES": "true",
+            "MEETMOOD_ANALYZERS__FACE_EMOTION__DEVICE": "cpu",
+        }
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve",
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    url = None
+    lines = []
+    try:
+        async with asyncio.timeout(60):
+            while url is None:
+                line = (await proc.stdout.readline()).decode()
+                if not line:
+                    break
+                lines.append(line)
+                if m := re.search(r"running at (http://\S+?)/ ", line):
+                    url = m.group(1)
+        assert url, "server did not start:\n" + "".join(lines)
+        drain = asyncio.create_task(proc.stdout.read())
+        yield url
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(2)  # Ctrl-C: the clean shutdown path
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+    out = await drain
+    assert proc.returncode == 0, out.decode()[-3000:]
+    assert b"stopped" in out
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    """Debian's Chromium with a fake camera (y4m of a real face) and microphone (tone)."""
+    y4m = write_y4m(tmp_path / "face.y4m", frames=60)
+    wav = write_wav(tmp_path / "tone.wav", make_tone(440, secs=2.0, sample_rate=48_000), 48_000)
+    async with async_playwright() as p:
+        b = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                "--allow-loopback-in-peer-connection",
+                "--disable-features=WebRtcHideLocalIpsWithMdns",
+                f"--use-file-for-fake-video-capture={y4m}",
+                f"--use-file-for-fake-audio-capture={wav}",
+            ],
+        )
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def _events(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str, Any]]:
+    async for msg in ws:
+        yield json.loads(msg.data)
+
+
+async def test_browser_participant_shows_in_sidebar(server: str, browser: Browser) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server}/api/meetings", json={"name": "E2E"}) as resp:
+            assert resp.status == 201
+            meeting = await resp.json()
+        ws = await http.ws_connect(
+            f"{server}/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}"
+        )
+        events = _events(ws)
+        assert (await anext(events))["type"] == "snapshot"
+
+        # The host opens the sidebar page.
+        context = await browser.new_context()
+        host = await context.new_page()
+        await host.goto(meeting["host_url"])
+
+        # A participant opens the join link: the notice comes first, nothing is captured.
+        page = await context.new_page()
+        await page.goto(meeting["join_url"])
+        notice = await page.inner_text("#notice")
+        assert "not recorded" in notice or "No video or audio" in notice
+        assert await page.evaluate("window.meetmood.state") == "idle"
+        await page.fill("#display-name", "Grace")
+        await page.click("#agree")
+        await page.wait_for_function("window.meetmood.state === 'connected'", timeout=20_000)
+
+        # The sidebar socket reports a visible face with 7 probabilities.
+        async with asyncio.timeout(40):
+            async for event in events:
+                if event["type"] == "participant_state" and event["state"]["face_visible"]:
+                    state = event["state"]
+                    break
+        probs = state["emotion"]["probs"]
+        assert len(probs) == 7
+        assert abs(sum(probs.values()) - 1.0) < 1e-3
+        pid = state["participant_id"]
+
+        # The host's sidebar page shows the card with the face visible.
+        card = host.locator(f'.participant-card[data-participant-id="{pid}"]')
+        await card.wait_for(timeout=10_000)
+        await host.wait_for_selector(
+            f'.participant-card[data-participant-id="{pid}"] .face-indicator[data-face-visible="true"]',
+            timeout=10_000,
+        )
+        assert "Grace" in await card.inner_text()
+        assert await host.evaluate("window.sidebar.socketState") == "live"
+
+        # Leaving ends the participant cleanly.
+        await page.click("#leave")
+        async with asyncio.timeout(15):
+            async for event in events:
+                if event["type"] == "participant_left" and event["participant_id"] == pid:
+                    assert event["reason"] == "left"
+                    break
+        assert await page.evaluate("window.meetmood.state") == "left"
+        await ws.close()
+        await context.close()
+
+
+async def test_declining_captures_nothing(server: str, browser: Browser) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server}/api/meetings", json={}) as resp:
+            meeting = await resp.json()
+    page = await browser.new_page()
+    await page.goto(meeting["join_url"])
+    await page.click("#decline")
+    assert await page.evaluate("window.meetmood.state") == "declined"
+    # No camera was opened: no media tracks exist on the page.
+    assert await page.evaluate("window.meetmood.pc") is None
+    await page.close()
