@@ -37,6 +37,9 @@ run: setup
 # The suite runs inside a private network namespace holding only loopback: WebRTC
 # never leaves the machine and any download attempt fails at once.
 test: test-setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	scripts/in_netns.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: test-setup

@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(create)
     listing = msub.add_parser("list", help="list meetings")
     _add_config_flags(listing)
+
+    bench = sub.add_parser("bench", help="measure speed")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    pipe = bsub.add_parser(
+        "pipeline", help="analysis rate and frame-to-state latency over loopback WebRTC"
+    )
+    _add_config_flags(pipe)
+    pipe.add_argument("--participants", type=int, default=1, help="simulated participants")
+    pipe.add_argument("--seconds", type=float, default=20.0, help="measured duration")
+    pipe.add_argument("--send-fps", type=float, default=15.0, help="camera frame rate sent")
+    pipe.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -175,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as e:
             print(f"meetmood: cannot start the server: {e}", file=sys.stderr)
             return 1
+        return 0
+    if args.command == "bench":
+        from bot.bench import bench_pipeline, format_figures
+
+        figures = asyncio.run(
+            bench_pipeline(settings, args.participants, args.seconds, args.send_fps)
+        )
+        print(format_figures(figures, args.json))
         return 0
     asyncio.run(_meeting_command(settings, args))
     return 0

@@ -81,8 +81,7 @@ class InferencePool:
             else:
                 # One ping per worker makes each process start and run its initializer.
                 pings = [
-                    loop.run_in_executor(self._executor, _worker.ping)
-                    for _ in range(self.workers)
+                    loop.run_in_executor(self._executor, _worker.ping) for _ in range(self.workers)
                 ]
                 await asyncio.gather(*pings)
         log.info(

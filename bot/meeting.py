@@ -235,10 +235,14 @@ class MeetingManager:
             on_state,
             face_enabled="face_emotion" in settings.analyzers.enabled,
         )
-        participant = LiveParticipant(record=record, token=secrets.token_urlsafe(18), session=session)
+        participant = LiveParticipant(
+            record=record, token=secrets.token_urlsafe(18), session=session
+        )
         meeting.participants[record.id] = participant
         meeting.publish(ParticipantJoinedEvent(participant=participant.info()))
-        log.info("participant joined", extra={"meeting": meeting.record.id, "participant": record.id})
+        log.info(
+            "participant joined", extra={"meeting": meeting.record.id, "participant": record.id}
+        )
         return participant
 
     async def _watch_peer(self, meeting: LiveMeeting, participant: LiveParticipant) -> None:
@@ -316,7 +320,11 @@ class MeetingManager:
         )
         log.info(
             "participant left",
-            extra={"meeting": meeting.record.id, "participant": participant.record.id, "reason": reason},
+            extra={
+                "meeting": meeting.record.id,
+                "participant": participant.record.id,
+                "reason": reason,
+            },
         )
 
     # -- sidebar -----------------------------------------------------------------

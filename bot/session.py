@@ -49,9 +49,7 @@ class SessionStats:
     inference_ms: tuple[float, ...]  # time inside the analyzer
 
 
-def to_sample(
-    participant_id: str, frame: av.VideoFrame, ts: float, max_side: int
-) -> VideoSample:
+def to_sample(participant_id: str, frame: av.VideoFrame, ts: float, max_side: int) -> VideoSample:
     """Decode-side work for one frame: scale so the longer side <= max_side, to RGB."""
     w, h = frame.width, frame.height
     scale = min(1.0, max_side / max(w, h))
@@ -152,10 +150,10 @@ class ParticipantSession:
         self,
         track: MediaStreamTrack,
         slot: LatestSlot[ReceivedFrame],
-        timeout: float,
+        frame_timeout_secs: float,
         analysis: asyncio.Task[None],
     ) -> None:
-        await read_video(track, slot, timeout)
+        await read_video(track, slot, frame_timeout_secs)
         # The track ended: nothing more will arrive for its analysis task.
         analysis.cancel()
 

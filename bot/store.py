@@ -260,7 +260,8 @@ class Store:
 
     def _end_participant(self, participant_id: str, ts: float, reason: str) -> None:
         self._db.execute(
-            "UPDATE participants SET left_at = ?, leave_reason = ? WHERE id = ? AND left_at IS NULL",
+            "UPDATE participants SET left_at = ?, leave_reason = ?"
+            " WHERE id = ? AND left_at IS NULL",
             (ts, reason, participant_id),
         )
 

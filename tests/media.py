@@ -61,13 +61,17 @@ class ScriptedTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, frames: Sequence[av.VideoFrame], interval_secs: float = 0.0) -> None:
+    def __init__(
+        self, frames: Sequence[av.VideoFrame], interval_secs: float = 0.0, linger_secs: float = 0.0
+    ) -> None:
         super().__init__()
         self._frames = list(frames)
         self._interval = interval_secs
+        self._linger = linger_secs  # wait this long after the last frame before ending
 
     async def recv(self) -> av.VideoFrame:
         if not self._frames:
+            await asyncio.sleep(self._linger)
             self.stop()
             raise MediaStreamError
         if self._interval:
@@ -98,9 +102,7 @@ class ImageVideoTrack(MediaStreamTrack):
         return frame
 
 
-def write_y4m(
-    path: Path, image: np.ndarray | None = None, frames: int = 60, fps: int = 30
-) -> Path:
+def write_y4m(path: Path, image: np.ndarray | None = None, frames: int = 60, fps: int = 30) -> Path:
     """A y4m video of a slowly moving crop of ``image`` (Chromium's fake camera input)."""
     out = av.open(str(path), "w", format="yuv4mpegpipe")
     stream = out.add_stream("wrapped_avframe", rate=fps)

@@ -11,7 +11,9 @@ from web.app import create_app
 
 pytestmark = pytest.mark.unit
 
-VALID_LOOKING_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+VALID_LOOKING_SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+)
 
 
 @pytest.fixture
@@ -112,9 +114,7 @@ async def test_api_token_errors(client: Any, meeting: dict[str, Any]) -> None:
     await expect_error(await client.get(f"/api/meetings/{mid}"), 401, "token_missing")
     await expect_error(await client.get(f"/api/meetings/{mid}?token=no"), 403, "token_invalid")
     await expect_error(await client.get(f"/api/meetings/{mid}/ws?token=no"), 403, "token_invalid")
-    await expect_error(
-        await client.get("/api/meetings/unknown?token=x"), 404, "meeting_not_found"
-    )
+    await expect_error(await client.get("/api/meetings/unknown?token=x"), 404, "meeting_not_found")
     await expect_error(
         await client.get(f"/api/meetings/{mid}/states?token=no"), 403, "token_invalid"
     )

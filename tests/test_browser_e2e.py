@@ -29,7 +29,11 @@ from tests.media import make_tone, write_wav, write_y4m
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
 
 CHROMIUM = next(
-    (p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)),
+    (
+        p
+        for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "")
+        if p and os.path.exists(p)
+    ),
     "/usr/lib/chromium/chromium",
 )
 
@@ -48,8 +52,13 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
         }
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve",
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     assert proc.stdout is not None
     url = None
@@ -155,9 +164,9 @@ async def test_browser_participant_shows_in_sidebar(server: str, browser: Browse
         # The host's sidebar page shows the card with the face visible.
         card = host.locator(f'.participant-card[data-participant-id="{pid}"]')
         await card.wait_for(timeout=10_000)
+        face_on = '.face-indicator[data-face-visible="true"]'
         await host.wait_for_selector(
-            f'.participant-card[data-participant-id="{pid}"] .face-indicator[data-face-visible="true"]',
-            timeout=10_000,
+            f'.participant-card[data-participant-id="{pid}"] {face_on}', timeout=10_000
         )
         assert "Grace" in await card.inner_text()
         assert await host.evaluate("window.sidebar.socketState") == "live"

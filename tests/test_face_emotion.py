@@ -418,12 +418,16 @@ def test_deepface_download_oserror_is_a_clear_error(
 
 
 @pytest.mark.model
-def test_deepface_corrupt_weights_is_a_clear_error(
-    deepface_home: Path, no_download: list[str]
+@pytest.mark.parametrize("content", ["garbage", "wrong_network"])
+def test_deepface_unloadable_weights_is_a_clear_error(
+    deepface_home: Path, no_download: list[str], content: str
 ) -> None:
     weights = deepface_weights_path(str(deepface_home))
     weights.parent.mkdir(parents=True)
-    weights.write_bytes(b"not a torch file")
+    if content == "garbage":
+        weights.write_bytes(b"not a torch file")
+    else:
+        torch.save({"fc.weight": torch.zeros(2, 2)}, weights)
     params = FaceEmotionParams(model="deepface", device="cpu", deepface_home=str(deepface_home))
     with pytest.raises(RuntimeError, match="could not load DeepFace emotion weights"):
         FaceEmotionAnalyzer.load(params)

@@ -44,7 +44,7 @@ async def join(
     return body
 
 
-async def next_event(ws: Any, kind: str, timeout: float = 20.0, **match: Any) -> dict[str, Any]:
+async def next_event(ws: Any, kind: str, wait_secs: float = 20.0, **match: Any) -> dict[str, Any]:
     """The next sidebar event of type ``kind`` whose fields match."""
 
     async def wait() -> dict[str, Any]:
@@ -55,7 +55,7 @@ async def next_event(ws: Any, kind: str, timeout: float = 20.0, **match: Any) ->
             if all(event.get(k) == v for k, v in match.items()):
                 return event
 
-    return await asyncio.wait_for(wait(), timeout)
+    return await asyncio.wait_for(wait(), wait_secs)
 
 
 async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) -> None:
@@ -83,7 +83,13 @@ async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) ->
                 break
         emotion = state["emotion"]
         assert set(emotion["probs"]) == {
-            "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
+            "angry",
+            "disgust",
+            "fear",
+            "happy",
+            "sad",
+            "surprise",
+            "neutral",
         }
         assert sum(emotion["probs"].values()) == pytest.approx(1.0, abs=1e-4)
         assert emotion["dominant"] == "happy"

@@ -36,7 +36,9 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
     assert s.server.port == 9100  # environment beats the file
     assert s.server.host == "0.0.0.0"  # from the file
     assert s.analyzers.face_emotion.fps == 1.0
-    s = load_settings(user, environ={"MEETMOOD_SERVER__PORT": "9100"}, overrides={"server.port": 9200})
+    s = load_settings(
+        user, environ={"MEETMOOD_SERVER__PORT": "9100"}, overrides={"server.port": 9200}
+    )
     assert s.server.port == 9200  # flags beat everything
     env = {"MEETMOOD_WEBRTC__ICE_ADDRESSES": '["127.0.0.1"]'}
     assert load_settings(environ=env).webrtc.ice_addresses == ["127.0.0.1"]
@@ -44,8 +46,15 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
 
 def test_cli_flags(tmp_path: Path) -> None:
     args = build_parser().parse_args(
-        ["serve", "--port", "7000", "--database", str(tmp_path / "x.db"),
-         "--set", "analyzers.face_emotion.fps=0.5"]
+        [
+            "serve",
+            "--port",
+            "7000",
+            "--database",
+            str(tmp_path / "x.db"),
+            "--set",
+            "analyzers.face_emotion.fps=0.5",
+        ]
     )
     s = settings_from_args(args)
     assert s.server.port == 7000
@@ -58,7 +67,10 @@ def test_cli_flags(tmp_path: Path) -> None:
     [
         ({"server.port": 70000}, "server.port: Input should be less than or equal to 65535"),
         ({"server.prot": 1}, "server.prot: unknown setting"),
-        ({"analyzers.enabled": ["nope"]}, "analyzers.enabled: Value error, unknown analyzer 'nope'"),
+        (
+            {"analyzers.enabled": ["nope"]},
+            "analyzers.enabled: Value error, unknown analyzer 'nope'",
+        ),
         ({"analyzers.face_emotion.fps": 0}, "analyzers.face_emotion.fps: Input should be greater"),
         ({"analyzers.face_emotion.device": "tpu"}, "analyzers.face_emotion.device"),
         ({"server.public_url": "example.org"}, "server.public_url: Value error, must start with"),

@@ -59,4 +59,3 @@ def _error_page(request: web.Request, status: int, title: str, message: str) -> 
     return render(
         request, "error.html", {"status": status, "title": title, "message": message}, status
     )
-

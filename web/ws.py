@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from urllib.parse import urlsplit
+from weakref import WeakSet
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -79,5 +80,6 @@ async def _read_until_closed(ws: web.WebSocketResponse) -> None:
 
 async def close_all(app: web.Application) -> None:
     """Close every sidebar socket with GOING_AWAY (server shutdown)."""
-    for ws in list(app[WEBSOCKETS]):
+    sockets: WeakSet[web.WebSocketResponse] = app[WEBSOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

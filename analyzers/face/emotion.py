@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analyzers.base import Analyzer
 from analyzers.face.detector import FaceDetector, HaarFaceDetector
@@ -88,8 +88,14 @@ class FaceEmotionParams(BaseModel):
     deepface_home: str | None = Field(
         None,
         description="DEEPFACE_HOME for the deepface model (weights in .deepface/weights); "
-        "None keeps DeepFace's default.",
+        "None or empty keeps DeepFace's default.",
     )
+
+    @field_validator("deepface_home")
+    @classmethod
+    def _empty_is_default(cls, v: str | None) -> str | None:
+        # TOML has no null: config/default.toml writes "" for "DeepFace's default".
+        return v or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +226,9 @@ def _load_deepface(device: torch.device, deepface_home: str | None) -> _Classifi
         folder_utils.initialize_folder()
         # DeepFace's loader: returns at once when the file exists, else downloads it.
         module = Emotion.load_model()
-    except (OSError, ValueError) as e:
+    # OSError: offline download; ValueError: DeepFace's wrapper around download and
+    # torch.load failures; RuntimeError: a state dict that does not fit the network.
+    except (OSError, ValueError, RuntimeError) as e:
         if not weights.is_file():
             raise RuntimeError(
                 f"DeepFace emotion weights {DEEPFACE_EMOTION_WEIGHTS} are missing: looked for "

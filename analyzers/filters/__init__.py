@@ -1,0 +1,4 @@
+"""Temporal filters for per-frame measurements (head pose, gaze).
+
+Submodules are imported explicitly (``analyzers.filters.kalman``).
+"""

@@ -1,0 +1,1 @@
+"""Voice analyzers: audio plumbing, VAD, prosody features and speech emotion."""

@@ -1,0 +1,184 @@
+"""ParticipantSession: drains tracks, newest frame wins, inference off the loop, honest states."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from analyzers import _worker
+from analyzers.face.emotion import FaceEmotionParams
+from bot.inference import InferencePool
+from bot.session import ParticipantSession
+from bot.settings import PipelineSettings
+from bot.tracks import LatestSlot, MediaClock, drain
+from bot.types import FaceAnalysis, FaceEmotion, ParticipantState
+from tests.media import ScriptedTrack, face_frame_rgb, frame_from_rgb, make_video_frame
+
+pytestmark = pytest.mark.unit
+
+HAPPY = (0.0, 0.0, 0.0, 0.9, 0.0, 0.0, 0.1)
+
+
+class RecordingExecutor(Executor):
+    """Runs calls on a real worker thread and records which thread ran them."""
+
+    def __init__(self) -> None:
+        self._inner = ThreadPoolExecutor(max_workers=1)
+        self.threads: list[int] = []
+        self.calls: list[tuple[str, Any]] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def record() -> Any:
+            self.threads.append(threading.get_ident())
+            self.calls.append((args[0] if args else "", args[1] if len(args) > 1 else None))
+            return fn(*args, **kwargs)
+
+        return self._inner.submit(record)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+class ScriptedPool(InferencePool):
+    """An InferencePool whose 'model' answers from a script, slowly, off the loop."""
+
+    def __init__(self, answers: list[Any], delay_secs: float = 0.0) -> None:
+        self.executor = RecordingExecutor()
+        super().__init__({}, executor=self.executor)
+        self.answers = answers
+        self.delay_secs = delay_secs
+        self.samples: list[Any] = []
+
+    async def run(self, name: str, sample: Any, timeout_secs: float) -> Any:
+        self.samples.append(sample)
+        answer = self.answers.pop(0) if self.answers else self.answers_default(sample)
+
+        def work() -> Any:
+            threading.Event().wait(self.delay_secs)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(
+            loop.run_in_executor(self.executor, lambda *_: work(), name, sample), timeout_secs
+        )
+
+    @staticmethod
+    def answers_default(sample: Any) -> FaceAnalysis:
+        return FaceAnalysis(sample.participant_id, sample.ts, (64, 48), (), "scripted", 1.0)
+
+
+def face_result(sample: Any) -> FaceAnalysis:
+    return FaceAnalysis(
+        sample.participant_id, sample.ts, (64, 48), (FaceEmotion((1, 2, 3, 4), HAPPY),), "s", 1.0
+    )
+
+
+def pipeline(**changes: Any) -> PipelineSettings:
+    return PipelineSettings(**{"frame_timeout_secs": 1.0, **changes})
+
+
+async def run_session(
+    frames: list[Any], pool: InferencePool, fps: float = 50.0, interval: float = 0.0
+) -> tuple[ParticipantSession, list[ParticipantState]]:
+    states: list[ParticipantState] = []
+    session = ParticipantSession(
+        "p1", pool, FaceEmotionParams().model_copy(update={"fps": fps}), pipeline(), states.append
+    )
+    session.add_track(ScriptedTrack(frames, interval_secs=interval, linger_secs=0.3))
+    await asyncio.wait_for(session.ended.wait(), 10)
+    await session.close()
+    return session, states
+
+
+async def test_no_face_means_no_face_not_neutral() -> None:
+    pool = ScriptedPool([])
+    _, states = await run_session([make_video_frame(pts=0)], pool)
+    assert len(states) == 1
+    assert states[0].face_visible is False
+    assert states[0].emotion is None
+
+
+async def test_face_state_and_inference_off_the_loop() -> None:
+    loop_thread = threading.get_ident()
+    frame = make_video_frame(pts=0)
+    pool = ScriptedPool([])
+    pool.answers = [face_result(type("S", (), {"participant_id": "p1", "ts": 0.0})())]
+    _, states = await run_session([frame], pool)
+    (state,) = states
+    assert state.face_visible and state.emotion is not None
+    assert state.emotion.dominant == "happy" and state.emotion.confidence == pytest.approx(0.9)
+    assert pool.executor.threads and loop_thread not in pool.executor.threads
+    sample = pool.samples[0]
+    assert sample.image.shape == (48, 64, 3)  # RGB, analysis size
+
+
+async def test_newest_frame_wins_and_nothing_queues() -> None:
+    # 40 frames arrive at once while inference is slow: only a few are analysed, and
+    # the last analysed one is the newest that existed then, never a backlog.
+    frames = [make_video_frame(pts=i * 3000) for i in range(40)]
+    pool = ScriptedPool([], delay_secs=0.05)
+    session, states = await run_session(frames, pool, fps=1000.0)
+    stats = session.stats()
+    assert stats.frames_received == 40  # every frame was drained
+    assert stats.frames_analyzed == len(states) < 10
+    assert stats.frames_dropped >= 30
+    ts = [s.ts for s in states]
+    assert ts == sorted(ts)
+
+
+async def test_rate_limit_follows_fps() -> None:
+    frames = [make_video_frame(pts=i * 3000) for i in range(30)]  # 30 fps for 1 s
+    pool = ScriptedPool([])
+    _, states = await run_session(frames, pool, fps=4.0, interval=1 / 30)
+    assert 3 <= len(states) <= 6
+
+
+async def test_failure_marks_stale_and_carries_on() -> None:
+    frames = [make_video_frame(pts=i * 9000) for i in range(3)]
+    pool = ScriptedPool([RuntimeError("model exploded"), TimeoutError()])
+    _, states = await run_session(frames, pool, fps=1000.0, interval=0.05)
+    assert [s.stale for s in states[:2]] == [True, True]
+    assert states[0].face_visible is False and states[0].emotion is None
+    assert states[-1].stale is False
+
+
+async def test_real_analyzer_through_worker_module() -> None:
+    # The real face analyzer, loaded by the worker initializer in-process.
+    specs = {"face_emotion": FaceEmotionParams(device="cpu").model_dump()}
+    pool = InferencePool(specs, workers=1, mode="thread")
+    await pool.start()
+    try:
+        frames = [frame_from_rgb(face_frame_rgb(), pts=0), make_video_frame(320, 240, pts=9000)]
+        _, states = await run_session(frames, pool, fps=1000.0, interval=0.05)
+    finally:
+        await pool.close()
+    assert states[0].face_visible and states[0].emotion is not None
+    assert states[0].emotion.dominant == "happy"
+    assert states[1].face_visible is False and states[1].emotion is None
+    assert "face_emotion" in _worker._loaded
+
+
+async def test_drain_counts_until_stream_error() -> None:
+    assert await drain(ScriptedTrack([make_video_frame() for _ in range(5)]), 0.2) == 5
+
+
+async def test_latest_slot_overwrites() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    for i in range(5):
+        slot.put(i)
+    assert await slot.take() == 4
+    assert (slot.received, slot.dropped, slot.has_item) == (5, 4, False)
+
+
+def test_media_clock_keeps_media_spacing_and_reanchors() -> None:
+    clock = MediaClock(max_drift_secs=5)
+    assert clock.to_meeting_time(10.0, wall_now=1000.0) == 1000.0
+    assert clock.to_meeting_time(10.5, wall_now=1000.9) == 1000.5  # network jitter ignored
+    assert clock.to_meeting_time(500.0, wall_now=1001.0) == 1001.0  # pts jump: re-anchored
+    assert clock.to_meeting_time(None, wall_now=1002.0) == 1002.0
