@@ -39,7 +39,7 @@ def bench_face_image() -> np.ndarray:
             "meetmood bench needs scikit-image for its face image: pip install -e '.[test]'"
         ) from e
     canvas = np.full((480, 640, 3), 128, np.uint8)
-    canvas[:, 64:576] = np.asarray(data.astronaut())[:480]
+    canvas[:, 64:576] = np.asarray(data.astronaut())[:480]  # type: ignore[no-untyped-call]
     return canvas
 
 

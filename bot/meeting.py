@@ -344,7 +344,7 @@ class MeetingManager:
             elif r.left_at is not None and r.left_at < now - history_secs and r.id not in history:
                 continue  # long gone and nothing to draw
             else:
-                last = history.get(r.id)
+                # Gone: the sidebar shows the card dimmed with its timeline, no live state.
                 infos.append(
                     ParticipantInfo(
                         participant_id=r.id,
@@ -352,7 +352,6 @@ class MeetingManager:
                         joined_at=r.joined_at,
                         left_at=r.left_at,
                         leave_reason=r.leave_reason,
-                        state=None if not last else None,
                     )
                 )
         return SnapshotEvent(

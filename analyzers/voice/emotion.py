@@ -146,7 +146,7 @@ class VoiceEmotionAnalyzer(Analyzer[AudioChunk, VoiceEmotionResult]):
         torch.set_num_threads(params.torch_threads)
         device = select_device(params.device)
         try:
-            extractor = AutoFeatureExtractor.from_pretrained(
+            extractor = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
                 params.model, local_files_only=params.local_files_only
             )
             model = AutoModelForAudioClassification.from_pretrained(
@@ -168,7 +168,9 @@ class VoiceEmotionAnalyzer(Analyzer[AudioChunk, VoiceEmotionResult]):
         model = model.to(device).eval()
         analyzer = cls(params, extractor, model, device)
         if not map_probs({label: 1.0 for label in analyzer.id2label.values()}):
-            logger.warning("voice emotion model has no mapped labels", extra={"model": params.model})
+            logger.warning(
+                "voice emotion model has no mapped labels", extra={"model": params.model}
+            )
         logger.info(
             "voice emotion analyzer loaded",
             extra={

@@ -138,7 +138,8 @@ def _frames(y: np.ndarray, frame: int, hop: int) -> np.ndarray:
 
 
 def _db(power: np.ndarray) -> np.ndarray:
-    return 10.0 * np.log10(np.maximum(power, _EPS))
+    db: np.ndarray = 10.0 * np.log10(np.maximum(power, _EPS))
+    return db
 
 
 def yin(
@@ -235,7 +236,7 @@ def _nuclei_per_sec(y: np.ndarray, duration: float) -> float:
         dip = float(env[last_peak : p + 1].min()) if count else float(env[: p + 1].min())
         if env[p] - dip >= NUCLEUS_DIP_DB:
             count += 1
-            last_peak = p
+            last_peak = int(p)
     return count / duration if duration > 0 else 0.0
 
 

@@ -55,7 +55,7 @@ def espeak_speech(
         raise RuntimeError("espeak-ng failed") from e
     resampler = Resampler16k()
     parts: list[np.ndarray] = []
-    with av.open(io.BytesIO(wav), format="wav") as container:
+    with av.open(io.BytesIO(wav), mode="r", format="wav") as container:
         for frame in container.decode(audio=0):
             parts.append(resampler.resample(frame))
     parts.append(resampler.flush())

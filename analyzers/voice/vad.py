@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 CHUNK_SAMPLES = 512
 #: Speech probability at which a segment starts (silero's default threshold).
 START_THRESHOLD = 0.5
-#: Probability below which a chunk counts as silence inside a segment (silero uses threshold - 0.15).
+#: Probability below which a chunk counts as silence inside a segment (silero: threshold - 0.15).
 END_THRESHOLD = 0.35
 #: Shortest segment reported, in seconds.
 MIN_SPEECH_SECS = 0.25

@@ -289,8 +289,10 @@
     }
 
     const eng = s ? s.engagement : null;
-    c.engagement.textContent = typeof eng === "number" && isFinite(eng) ?
-      `Engagement ${pct(eng)}` : "Engagement —";
+    // Nothing measures engagement yet: show the line only once a value exists.
+    const hasEng = typeof eng === "number" && isFinite(eng);
+    c.engagement.hidden = !hasEng;
+    c.engagement.textContent = hasEng ? `Engagement ${pct(eng)}` : "";
 
     updateAge(p);
     p.dirty = false;

@@ -1,0 +1,170 @@
+"""CPU cost of the voice path, for ``meetmood bench voice``.
+
+Measures CPU time (``time.process_time``, all threads of this process) on the
+calling thread's audio, so run it on an otherwise idle process:
+
+- VAD + prosody per second of one participant's audio: silero-vad over the whole
+  stream in 20 ms pieces (as aiortc delivers it), plus prosody features and the
+  speaker baseline on every segment found.
+- The emotion model per voiced second: ``max_secs`` windows of speech classified
+  back to back.
+
+The audio is espeak-ng speech with 1 s pauses when espeak-ng is installed, else
+:func:`~analyzers.voice.synth.speech_like` tones.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyzers.voice.audio import SAMPLE_RATE, AudioChunk
+from analyzers.voice.prosody import SpeakerBaseline, extract_prosody
+from analyzers.voice.synth import espeak_available, espeak_speech, speech_like
+from analyzers.voice.vad import StreamingVad
+
+logger = logging.getLogger(__name__)
+
+_PIECE = SAMPLE_RATE // 50  # 20 ms, aiortc's audio frame length
+
+
+def _bench_audio(seconds: float) -> tuple[np.ndarray, str]:
+    n = int(seconds * SAMPLE_RATE)
+    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    parts: list[np.ndarray] = []
+    total = 0
+    source = "espeak-ng" if espeak_available() else "speech_like"
+    pitch = 30
+    while total < n:
+        if source == "espeak-ng":
+            speech = espeak_speech(pitch=pitch)
+            pitch = 30 + (pitch + 17) % 50
+        else:
+            speech = speech_like(3.0, f0_hz=100.0 + len(parts) * 5.0)
+        parts += [speech, pause]
+        total += len(speech) + len(pause)
+    return np.concatenate(parts)[:n], source
+
+
+def save_tiny_emotion_model(
+    folder: Path, labels: tuple[str, ...] = ("neutral", "happy", "angry", "sad")
+) -> Path:
+    """Save a random-weight tiny Wav2Vec2 classifier (~105 k params) to ``folder``.
+
+    The configuration is PLATFORM.md section 5's; the output is meaningless but the
+    compute path is the real one. Used by tests and by :func:`bench_voice`.
+    """
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    cfg = Wav2Vec2Config(  # type: ignore[call-arg]  # num_labels etc. go to PretrainedConfig
+        vocab_size=32,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        conv_dim=(32,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        classifier_proj_size=32,
+    )
+    Wav2Vec2ForSequenceClassification(cfg).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]
+        feature_size=1,
+        sampling_rate=SAMPLE_RATE,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    ).save_pretrained(folder)
+    return folder
+
+
+def _bench_emotion(speech: np.ndarray, model: str, device: str) -> dict[str, Any]:
+    from analyzers.voice.emotion import VoiceEmotionAnalyzer, VoiceEmotionParams
+
+    analyzer = VoiceEmotionAnalyzer.load(
+        VoiceEmotionParams(model=model, local_files_only=True, device=device)
+    )
+    window = int(analyzer.params.max_secs * SAMPLE_RATE)
+    chunks = [speech[i : i + window] for i in range(0, len(speech) - window + 1, window)]
+    if not chunks:
+        chunks = [speech]
+    analyzer.analyze(AudioChunk("bench", 0.0, chunks[0]))  # warm-up, not timed
+    cpu = time.process_time()
+    wall = time.perf_counter()
+    for chunk in chunks:
+        analyzer.analyze(AudioChunk("bench", 0.0, chunk))
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    voiced = sum(len(c) for c in chunks) / SAMPLE_RATE
+    return {
+        "emotion_model": model,
+        "emotion_voiced_secs": voiced,
+        "emotion_cpu_ms_per_voiced_sec": cpu / voiced * 1000.0,
+        "emotion_wall_ms_per_voiced_sec": wall / voiced * 1000.0,
+    }
+
+
+def bench_voice(
+    seconds: float = 30, model: str | None = None, device: str = "cpu"
+) -> dict[str, Any]:
+    """Measure the voice path's CPU cost.
+
+    Args:
+        seconds: Length of the synthesised participant audio.
+        model: Emotion model id or folder (loaded with ``local_files_only=True``);
+            None builds the tiny random Wav2Vec2 in a temporary folder.
+        device: Torch device for the emotion model.
+
+    Returns:
+        Plain numbers: ``vad_prosody_cpu_pct_of_core`` (CPU seconds per audio second
+        x 100, one participant), ``emotion_cpu_ms_per_voiced_sec`` and friends.
+    """
+    audio, source = _bench_audio(seconds)
+    vad = StreamingVad()
+    baseline = SpeakerBaseline()
+    segments = 0
+    voiced_secs = 0.0
+    voiced: list[np.ndarray] = []
+    cpu = time.process_time()
+    for i in range(0, len(audio), _PIECE):
+        for seg in vad.process(audio[i : i + _PIECE], i / SAMPLE_RATE):
+            samples = audio[int(seg.start_ts * SAMPLE_RATE) : int(seg.end_ts * SAMPLE_RATE)]
+            baseline.update(extract_prosody(samples))
+            segments += 1
+            voiced_secs += seg.duration_secs
+            voiced.append(samples)
+    vad_cpu = time.process_time() - cpu
+    audio_secs = len(audio) / SAMPLE_RATE
+    result: dict[str, Any] = {
+        "audio_source": source,
+        "audio_secs": audio_secs,
+        "segments": segments,
+        "voiced_secs": voiced_secs,
+        "vad_prosody_cpu_secs": vad_cpu,
+        "vad_prosody_cpu_pct_of_core": vad_cpu / audio_secs * 100.0,
+    }
+    speech = np.concatenate(voiced) if voiced else audio
+    if model is None:
+        with tempfile.TemporaryDirectory(prefix="meetmood-tiny-w2v2-") as tmp:
+            result |= _bench_emotion(speech, str(save_tiny_emotion_model(Path(tmp))), device)
+        result["emotion_model"] = "tiny random wav2vec2 (105k params)"
+    else:
+        result |= _bench_emotion(speech, model, device)
+    logger.info("voice bench done", extra=result)
+    return result
