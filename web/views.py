@@ -167,10 +167,12 @@ async def join_page(request: web.Request) -> web.Response:
     analyses = []
     if "face_emotion" in settings.analyzers.enabled:
         analyses.append(
-            "Your facial expression, read from your camera several times a second "
+            "Your facial expression, read from your camera "
             "(whether a face is in view, and the probabilities of 7 expressions: angry, "
             "disgust, fear, happy, sad, surprise, neutral)."
         )
+    # The page streams the microphone too; say plainly that nothing reads it yet.
+    analyses.append("Your microphone audio is received but not analysed and not stored.")
     return render(
         request,
         "join.html",
