@@ -14,8 +14,11 @@ from typing import Any
 
 from analyzers.base import Analyzer
 from analyzers.face.emotion import FaceEmotionAnalyzer
+from analyzers.voice.emotion import VoiceEmotionAnalyzer
 
 #: Every analyzer by ``name``; config's ``[analyzers] enabled`` picks from these.
-REGISTRY: dict[str, type[Analyzer[Any, Any]]] = {c.name: c for c in (FaceEmotionAnalyzer,)}
+REGISTRY: dict[str, type[Analyzer[Any, Any]]] = {
+    c.name: c for c in (FaceEmotionAnalyzer, VoiceEmotionAnalyzer)
+}
 
-__all__ = ["REGISTRY", "Analyzer", "FaceEmotionAnalyzer"]
+__all__ = ["REGISTRY", "Analyzer", "FaceEmotionAnalyzer", "VoiceEmotionAnalyzer"]

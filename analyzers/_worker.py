@@ -3,6 +3,11 @@
 ``init`` is the pool initializer: it loads every enabled analyzer once into the
 module-level ``_loaded``; ``run`` analyses one sample with one of them. Both are
 plain functions so that a spawned process can import and call them.
+
+An analyzer whose model is not available here (:class:`AnalyzerUnavailable`, e.g.
+a speech-emotion model that is not cached while offline) is left out and its
+reason kept in ``_unavailable``; ``ping`` reports those reasons so that the
+server can say so once, and every other analyzer keeps working.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ import threading
 from typing import Any
 
 from analyzers import REGISTRY
-from analyzers.base import Analyzer
+from analyzers.base import Analyzer, AnalyzerUnavailable
 
 _loaded: dict[str, Analyzer[Any, Any]] = {}
+_unavailable: dict[str, str] = {}
+# The params each name was loaded with: thread-mode pools share this module, so a pool
+# with other params for the same analyzer (tests do this) reloads instead of reusing.
+_params: dict[str, dict[str, Any]] = {}
 _lock = threading.Lock()
 
 
@@ -29,17 +38,37 @@ def init(specs: dict[str, dict[str, Any]], ignore_sigint: bool = True) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     with _lock:
         for name, params in specs.items():
-            if name in _loaded:
+            if _params.get(name) == params:
                 continue
+            _loaded.pop(name, None)
+            _unavailable.pop(name, None)
             cls = REGISTRY[name]
-            _loaded[name] = cls.load(cls.params_type.model_validate(params))
+            try:
+                _loaded[name] = cls.load(cls.params_type.model_validate(params))
+            except AnalyzerUnavailable as e:
+                _unavailable[name] = str(e)
+            # Only after a load that finished (or was found unavailable): a failed load
+            # raises and is retried by the next init.
+            _params[name] = params
 
 
-def ping() -> int:
-    """Prove the worker is up (its initializer has run); returns its pid."""
-    return os.getpid()
+def ping() -> tuple[int, dict[str, str]]:
+    """Prove the worker is up (its initializer has run).
+
+    Returns:
+        The worker's pid, and analyzer name -> reason for each analyzer that
+        could not be loaded.
+    """
+    return os.getpid(), dict(_unavailable)
 
 
 def run(name: str, sample: Any) -> Any:
-    """Analyse ``sample`` with the analyzer ``name`` loaded by :func:`init`."""
-    return _loaded[name].analyze(sample)
+    """Analyse ``sample`` with the analyzer ``name`` loaded by :func:`init`.
+
+    Raises:
+        AnalyzerUnavailable: The analyzer's model could not be loaded.
+    """
+    analyzer = _loaded.get(name)
+    if analyzer is None:
+        raise AnalyzerUnavailable(_unavailable.get(name, f"analyzer {name!r} is not loaded"))
+    return analyzer.analyze(sample)

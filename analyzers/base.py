@@ -16,6 +16,15 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 
+class AnalyzerUnavailable(RuntimeError):
+    """An analyzer's model cannot be loaded here (offline and not cached, bad path).
+
+    Raised by :meth:`Analyzer.load` for conditions a user fixes by providing the
+    model, as opposed to bugs. The inference pool then runs without that analyzer
+    and says so once, so the rest of the pipeline keeps working.
+    """
+
+
 class Analyzer(ABC, Generic[In, Out]):
     """Base class for models run by the inference pool.
 

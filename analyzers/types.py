@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from analyzers.face.track_state import FaceMeasurement
 
 
 class Emotion(StrEnum):
@@ -53,11 +57,15 @@ class FaceEmotion:
         probs: Seven softmax probabilities in ``EMOTIONS`` order; they sum to 1.
         detector_score: The detector's own confidence where it gives one
             (the Haar cascade gives none, so ``None``).
+        measurement: Per-frame landmark geometry (EAR, AU proxies, head pose, gaze)
+            when the detector gives landmarks; ``None`` with the Haar detector or
+            when the landmarks were degenerate.
     """
 
     box: tuple[int, int, int, int]
     probs: tuple[float, ...]
     detector_score: float | None = None
+    measurement: FaceMeasurement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +73,8 @@ class FaceAnalysis:
     """What the face analyzer found in one :class:`VideoSample`.
 
     ``faces`` is empty when no face was found: that means "no face", never neutral.
-    Faces are ordered largest first.
+    Faces are ordered largest first. ``has_landmarks`` says whether the detector
+    gives landmarks (then faces are tracked and read one by one).
     """
 
     participant_id: str
@@ -74,3 +83,4 @@ class FaceAnalysis:
     faces: tuple[FaceEmotion, ...]
     model: str
     inference_ms: float
+    has_landmarks: bool = False

@@ -51,6 +51,8 @@ class InferencePool:
         self._executor = executor
         self._owns_executor = executor is None
         self._restart_lock = asyncio.Lock()
+        #: Analyzer name -> why its model could not be loaded (filled by :meth:`start`).
+        self.unavailable: dict[str, str] = {}
 
     def _new_executor(self) -> Executor:
         if self.mode == "process":
@@ -78,12 +80,13 @@ class InferencePool:
                 # Thread initializers run lazily per thread; load once up front instead,
                 # so that a load error surfaces here.
                 await loop.run_in_executor(self._executor, _worker.init, self.specs, False)
-            else:
-                # One ping per worker makes each process start and run its initializer.
-                pings = [
-                    loop.run_in_executor(self._executor, _worker.ping) for _ in range(self.workers)
-                ]
-                await asyncio.gather(*pings)
+        # One ping per worker makes each process start and run its initializer.
+        pings = [loop.run_in_executor(self._executor, _worker.ping) for _ in range(self.workers)]
+        for _pid, unavailable in await asyncio.gather(*pings):
+            self.unavailable.update(unavailable)
+        for name, reason in self.unavailable.items():
+            # Said once, here; sessions then skip the analyzer instead of failing per call.
+            log.warning("analyzer unavailable", extra={"analyzer": name, "reason": reason})
         log.info(
             "inference pool ready",
             extra={
@@ -92,6 +95,10 @@ class InferencePool:
                 "secs": round(time.perf_counter() - started, 2),
             },
         )
+
+    def available(self, name: str) -> bool:
+        """Whether analyzer ``name`` is enabled and its model loaded."""
+        return name in self.specs and name not in self.unavailable
 
     async def run(self, name: str, sample: Any, timeout_secs: float) -> Any:
         """Analyse one sample in a worker.

@@ -8,6 +8,12 @@ event loop thread.
 A participant's media source (today a browser peer; later a Janus feed, a WHEP
 stream or a file) is kept apart from what happens to its media: every source
 hands the meeting tracks, and a :class:`ParticipantSession` analyses them.
+
+A face of a room camera beyond the first becomes a :class:`FaceParticipant`
+("Room A · face 2", see :mod:`bot.faces`), stored as its own participant with
+its feed's participant as parent; it leaves when its feed does. Each live
+meeting has a :class:`~analyzers.voice.talk.TalkTracker` fed by its sessions'
+speaking changes, and sends the sidebar a :class:`TalkEvent` about once a second.
 """
 
 from __future__ import annotations
@@ -24,15 +30,18 @@ from typing import Any
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
+from analyzers.voice.talk import TalkSnapshot, TalkTracker
 from bot import peer
+from bot.faces import SLOT_SEPARATOR
 from bot.inference import InferencePool
-from bot.session import ParticipantSession
+from bot.session import ParticipantSession, TalkHooks
 from bot.settings import Settings
 from bot.store import MeetingRecord, ParticipantRecord, Store
 from bot.types import (
     LeaveReason,
     MeetingEvent,
     MeetingRef,
+    NoticeEvent,
     ParticipantInfo,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
@@ -40,12 +49,19 @@ from bot.types import (
     ParticipantStateEvent,
     SnapshotEvent,
     StateView,
+    TalkEvent,
+    TalkParticipantView,
 )
 
 log = logging.getLogger(__name__)
 
 #: How long a new peer may take to connect before it counts as failed.
 CONNECT_TIMEOUT_SECS = 30.0
+#: What the host is told, once, when an analyzer's model could not be loaded.
+UNAVAILABLE_NOTICES = {
+    "voice_emotion": "voice emotion model unavailable",
+    "face_emotion": "face emotion model unavailable",
+}
 
 
 class MeetingNotFound(LookupError):
@@ -75,6 +91,60 @@ class LiveParticipant:
 
 
 @dataclass(eq=False)
+class FaceParticipant:
+    """A face in a participant's feed beyond the first (a room camera's "face 2").
+
+    ``record`` is None until the store has it; states that arrive before are kept
+    as ``state`` and published once it exists.
+    """
+
+    parent_id: str
+    slot: int
+    record: ParticipantRecord | None = None
+    state: ParticipantState | None = None
+
+    def info(self) -> ParticipantInfo | None:
+        """How the sidebar sees this face (None until stored)."""
+        if self.record is None:
+            return None
+        return ParticipantInfo(
+            participant_id=self.record.id,
+            display_name=self.record.display_name,
+            joined_at=self.record.joined_at,
+            state=StateView.of(self.state) if self.state else None,
+            parent_id=self.parent_id,
+            face_track=self.slot,
+        )
+
+
+def talk_event(snap: TalkSnapshot) -> TalkEvent:
+    """The sidebar's view of the meeting's talk statistics."""
+    return TalkEvent(
+        ts=snap.ts,
+        speaking=list(snap.current_speakers),
+        participants=[
+            TalkParticipantView(
+                participant_id=p.participant_id,
+                is_speaking=p.is_speaking,
+                talk_secs=p.talk_secs,
+                talk_share=p.talk_share if snap.talk_secs > 0 else None,
+                turns=p.turns,
+                interruptions=p.interruptions,
+                overlap_secs=p.overlap_secs,
+                longest_turn_secs=p.longest_turn_secs,
+            )
+            for p in snap.participants
+            if p.is_present
+        ],
+        duration_secs=snap.duration_secs,
+        speech_secs=snap.speech_secs,
+        silence_secs=snap.silence_secs,
+        long_silences=snap.long_silences,
+        overlap_secs=snap.overlap_secs,
+    )
+
+
+@dataclass(eq=False)
 class Subscription:
     """One sidebar's queue of events. Oldest events are dropped when it is full."""
 
@@ -97,7 +167,13 @@ class LiveMeeting:
         """Create the runtime side of a stored meeting."""
         self.record = record
         self.participants: dict[str, LiveParticipant] = {}
+        self.faces: dict[str, FaceParticipant] = {}  # sub-participant id -> face
         self.subscribers: set[Subscription] = set()
+        self.talk: TalkTracker | None = None  # from the first participant with audio
+        self.talk_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        # Per participant: the last stored state (storage is sampled, the sidebar is not).
+        self.last_stored: dict[str, ParticipantState] = {}
 
     def publish(self, event: MeetingEvent) -> None:
         """Send an event to every subscribed sidebar."""
@@ -151,6 +227,10 @@ class MeetingManager:
         for meeting in list(self._live.values()):
             for p in list(meeting.participants.values()):
                 await self.end_participant(meeting, p, "server_shutdown")
+            tasks = list(meeting.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await self.pool.close()
         await self.store.close()
         self._started = False
@@ -224,8 +304,11 @@ class MeetingManager:
         settings = self.settings
 
         def on_state(state: ParticipantState) -> None:
-            self.store.add_state(meeting.record.id, state)
-            meeting.publish(ParticipantStateEvent(state=StateView.of(state)))
+            if state.participant_id == record.id:
+                self._record_state(meeting, state)
+                meeting.publish(ParticipantStateEvent(state=StateView.of(state)))
+            else:
+                self._face_state(meeting, record, state)
 
         session = ParticipantSession(
             record.id,
@@ -234,6 +317,9 @@ class MeetingManager:
             settings.pipeline,
             on_state,
             face_enabled="face_emotion" in settings.analyzers.enabled,
+            voice=settings.voice,
+            voice_emotion=settings.analyzers.voice_emotion,
+            talk=self._talk_hooks(meeting),
         )
         participant = LiveParticipant(
             record=record, token=secrets.token_urlsafe(18), session=session
@@ -244,6 +330,118 @@ class MeetingManager:
             "participant joined", extra={"meeting": meeting.record.id, "participant": record.id}
         )
         return participant
+
+    def _record_state(self, meeting: LiveMeeting, state: ParticipantState) -> None:
+        """Store a state, sampled to ``storage.state_interval_secs`` per participant."""
+        last = meeting.last_stored.get(state.participant_id)
+        if (
+            last is None
+            or state.ts - last.ts >= self.settings.storage.state_interval_secs
+            or state.face_visible != last.face_visible
+            or state.is_speaking != last.is_speaking
+            or state.stale != last.stale
+        ):
+            meeting.last_stored[state.participant_id] = state
+            self.store.add_state(meeting.record.id, state)
+
+    # -- faces of a room camera ----------------------------------------------------
+
+    def _face_state(
+        self, meeting: LiveMeeting, parent: ParticipantRecord, state: ParticipantState
+    ) -> None:
+        face = meeting.faces.get(state.participant_id)
+        if face is None:
+            slot = int(state.participant_id.rsplit(SLOT_SEPARATOR, 1)[1])
+            face = meeting.faces[state.participant_id] = FaceParticipant(parent.id, slot)
+            self._spawn(meeting, self._store_face(meeting, parent, face, state.participant_id))
+        face.state = state
+        if face.record is not None:
+            self._record_state(meeting, state)
+            meeting.publish(ParticipantStateEvent(state=StateView.of(state)))
+
+    async def _store_face(
+        self, meeting: LiveMeeting, parent: ParticipantRecord, face: FaceParticipant, sub_id: str
+    ) -> None:
+        face.record = await self.store.add_participant(
+            meeting.record.id,
+            f"{parent.display_name} · face {face.slot}",
+            parent.source,
+            parent_id=parent.id,
+            face_track=face.slot,
+            participant_id=sub_id,
+        )
+        if meeting.faces.get(sub_id) is not face:
+            # Its feed left while the record was being written.
+            await self.store.end_participant(sub_id, time.time(), "left")
+            return
+        info = face.info()
+        assert info is not None
+        meeting.publish(ParticipantJoinedEvent(participant=info))
+        if face.state is not None:
+            self._record_state(meeting, face.state)
+            meeting.publish(ParticipantStateEvent(state=StateView.of(face.state)))
+
+    async def _end_faces(self, meeting: LiveMeeting, parent_id: str, ts: float) -> None:
+        for sub_id, face in list(meeting.faces.items()):
+            if face.parent_id != parent_id:
+                continue
+            del meeting.faces[sub_id]
+            meeting.last_stored.pop(sub_id, None)
+            if face.record is not None:
+                await self.store.end_participant(sub_id, ts, "left")
+                meeting.publish(ParticipantLeftEvent(participant_id=sub_id, ts=ts, reason="left"))
+
+    # -- talk ----------------------------------------------------------------------
+
+    def _talk_hooks(self, meeting: LiveMeeting) -> TalkHooks:
+        voice = self.settings.voice
+
+        def tracker(ts: float) -> TalkTracker:
+            if meeting.talk is None:
+                meeting.talk = TalkTracker(ts, long_silence_secs=voice.long_silence_secs)
+                meeting.talk_task = self._spawn(meeting, self._publish_talk(meeting))
+            return meeting.talk
+
+        def on_listening(pid: str, ts: float) -> None:
+            tracker(ts).joined(pid, ts)
+
+        def on_speaking(pid: str, ts: float, is_speaking: bool) -> None:
+            talk = tracker(ts)
+            if is_speaking:
+                talk.speaking_started(pid, ts)
+            else:
+                talk.speaking_stopped(pid, ts)
+
+        def figures(pid: str) -> tuple[float | None, int]:
+            if meeting.talk is None:
+                return None, 0
+            snap = meeting.talk.snapshot(time.time())
+            mine = snap.participant(pid)
+            if mine is None:
+                return None, 0
+            return (mine.talk_share if snap.talk_secs > 0 else None), mine.turns
+
+        return TalkHooks(on_listening=on_listening, on_speaking=on_speaking, figures=figures)
+
+    async def _publish_talk(self, meeting: LiveMeeting) -> None:
+        """Send the meeting's talk figures to the sidebars about once a second."""
+        while True:
+            await asyncio.sleep(self.settings.voice.state_interval_secs)
+            if meeting.talk is not None and meeting.participants:
+                meeting.publish(talk_event(meeting.talk.snapshot(time.time())))
+
+    def _spawn(self, meeting: LiveMeeting, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.create_task(coro)
+        meeting.tasks.add(task)
+        task.add_done_callback(meeting.tasks.discard)
+        return task
+
+    def notices(self) -> list[NoticeEvent]:
+        """What the host should know about this server, once per sidebar connection."""
+        return [
+            NoticeEvent(code=f"{name}_unavailable", text=UNAVAILABLE_NOTICES.get(name, name))
+            for name in sorted(self.pool.unavailable)
+        ]
 
     async def _watch_peer(self, meeting: LiveMeeting, participant: LiveParticipant) -> None:
         """End the participant when the connection fails, closes, or never connects."""
@@ -314,6 +512,10 @@ class MeetingManager:
         if participant.pc is not None:
             await participant.pc.close()
         meeting.participants.pop(participant.record.id, None)
+        meeting.last_stored.pop(participant.record.id, None)
+        if meeting.talk is not None:
+            meeting.talk.left(participant.record.id, ts)
+        await self._end_faces(meeting, participant.record.id, ts)
         await self.store.end_participant(participant.record.id, ts, reason)
         meeting.publish(
             ParticipantLeftEvent(participant_id=participant.record.id, ts=ts, reason=reason)
@@ -339,8 +541,10 @@ class MeetingManager:
         infos = []
         for r in records:
             live = meeting.participants.get(r.id)
-            if live is not None:
-                infos.append(live.info())
+            face = meeting.faces.get(r.id)
+            info = live.info() if live is not None else face.info() if face is not None else None
+            if info is not None:
+                infos.append(info)
             elif r.left_at is not None and r.left_at < now - history_secs and r.id not in history:
                 continue  # long gone and nothing to draw
             else:
@@ -352,6 +556,8 @@ class MeetingManager:
                         joined_at=r.joined_at,
                         left_at=r.left_at,
                         leave_reason=r.leave_reason,
+                        parent_id=r.parent_id,
+                        face_track=r.face_track,
                     )
                 )
         return SnapshotEvent(
@@ -360,6 +566,8 @@ class MeetingManager:
             server_ts=now,
             participants=infos,
             history=history,
+            talk=talk_event(meeting.talk.snapshot(now)) if meeting.talk is not None else None,
+            notices=self.notices(),
         )
 
     @contextlib.asynccontextmanager

@@ -4,7 +4,14 @@ For each video track: a reader task drains the track into a one-slot buffer,
 and an analysis task takes the newest frame at most ``fps`` times a second,
 converts and downscales it on the participant's own thread, sends it to the
 inference pool, fuses the result into a new state and hands that to the meeting.
-Audio tracks are drained (voice analysis plugs in here later).
+
+For each audio track (when ``[voice] enabled``): a reader task drains every frame
+into a bounded queue (audio is never "newest wins": the VAD needs it all); a
+voice task hands the queued frames in batches to the participant's
+:class:`~analyzers.voice.pipeline.VoicePipeline` on the participant's own thread
+(resample, ring, VAD, prosody, arousal). Speaking changes go to the meeting's
+talk tracker and into the state; voiced segments of 1-4 s go, newest first, to
+the speech-emotion model in the inference pool when it is available.
 
 Every task is kept and cancelled on ``close()``. Analysis failures are per
 participant and never fatal: the state is marked stale and the loop goes on.
@@ -22,19 +29,62 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from analyzers.base import AnalyzerUnavailable
 from analyzers.face.emotion import FaceEmotionParams
-from bot.fusion import fuse, mark_stale
+from analyzers.face.track_state import DetectedFace, FaceFeed
+from analyzers.voice.audio import AudioChunk
+from analyzers.voice.emotion import VoiceEmotionParams, VoiceEmotionResult
+from analyzers.voice.pipeline import SpeakingChanged, VoicedSegment, VoiceEvent, VoicePipeline
+from bot.faces import FaceSlots, face_emotion, face_metrics, sub_participant_id
+from bot.fusion import fuse, fuse_face, fuse_voice, mark_stale
 from bot.inference import InferencePool
-from bot.settings import PipelineSettings
+from bot.settings import PipelineSettings, VoiceSettings
 from bot.tracks import LatestSlot, MediaClock, ReceivedFrame, drain, media_time, read_video
-from bot.types import FaceAnalysis, ParticipantState, VideoSample
+from bot.types import (
+    EmotionScores,
+    FaceAnalysis,
+    ParticipantState,
+    VideoSample,
+    VoiceEmotionStatus,
+    VoiceMetrics,
+)
 
 log = logging.getLogger(__name__)
 
 #: How many recent latency figures a session keeps for stats.
 LATENCY_WINDOW = 240
+#: Duration of one WebRTC audio frame (Opus decodes 20 ms frames); sizes the audio queue.
+AUDIO_FRAME_SECS = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class TalkHooks:
+    """How a session reports speaking and reads the meeting's talk figures.
+
+    Attributes:
+        on_listening: Called on the event loop with ``(participant_id, ts)`` when the
+            participant's audio starts being analysed.
+        on_speaking: Called on the event loop with ``(participant_id, ts, is_speaking)``
+            at every speaking change, ``ts`` back-dated to the onset or offset.
+        figures: ``participant_id -> (talk_share, turns)`` from the meeting's tracker.
+    """
+
+    on_listening: Callable[[str, float], None]
+    on_speaking: Callable[[str, float, bool], None]
+    figures: Callable[[str], tuple[float | None, int]]
+
+
+def _no_talk_figures(participant_id: str) -> tuple[float | None, int]:
+    return None, 0
+
+
+NO_TALK_HOOKS = TalkHooks(
+    on_listening=lambda pid, ts: None,
+    on_speaking=lambda pid, ts, speaking: None,
+    figures=_no_talk_figures,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +97,22 @@ class SessionStats:
     analysis_failures: int
     latencies_ms: tuple[float, ...]  # frame received -> state published
     inference_ms: tuple[float, ...]  # time inside the analyzer
+    audio_frames: int = 0  # audio frames received
+    audio_frames_dropped: int = 0  # dropped because the voice thread fell behind
+    voice_emotion_runs: int = 0  # segments classified by the speech-emotion model
+
+
+def _feed_all(
+    pipeline: VoicePipeline, batch: list[tuple[av.AudioFrame | None, float]]
+) -> list[VoiceEvent]:
+    """Feed queued frames to the voice pipeline (runs on the participant's thread).
+
+    ``None`` for a frame means no audio arrived up to ``ts`` (the track paused).
+    """
+    events: list[VoiceEvent] = []
+    for frame, ts in batch:
+        events.extend(pipeline.feed(frame, ts) if frame is not None else pipeline.advance(ts))
+    return events
 
 
 def to_sample(participant_id: str, frame: av.VideoFrame, ts: float, max_side: int) -> VideoSample:
@@ -64,11 +130,15 @@ class ParticipantSession:
 
     Args:
         participant_id: The participant.
-        pool: Where face inference runs.
+        pool: Where face and voice-emotion inference runs.
         face_params: The face analyzer's parameters (its ``fps`` sets the rate).
         pipeline: Pipeline settings.
         on_state: Called on the event loop with every new state.
         clock: Wall clock (injectable for tests).
+        face_enabled: Analyse video tracks (else they are drained).
+        voice: Voice settings; ``None`` or ``enabled = false`` drains audio unanalysed.
+        voice_emotion: The speech-emotion analyzer's parameters (segment lengths).
+        talk: Hooks to the meeting's talk tracker.
     """
 
     def __init__(
@@ -80,6 +150,10 @@ class ParticipantSession:
         on_state: Callable[[ParticipantState], None],
         clock: Callable[[], float] = time.time,
         face_enabled: bool = True,
+        *,
+        voice: VoiceSettings | None = None,
+        voice_emotion: VoiceEmotionParams | None = None,
+        talk: TalkHooks = NO_TALK_HOOKS,
     ) -> None:
         self.participant_id = participant_id
         self._pool = pool
@@ -88,6 +162,21 @@ class ParticipantSession:
         self._on_state = on_state
         self._clock = clock
         self._face_enabled = face_enabled
+        self._voice_settings = voice if voice is not None and voice.enabled else None
+        self._voice_emotion_params = voice_emotion or VoiceEmotionParams()
+        self._talk = talk
+        self._voice_pipeline: VoicePipeline | None = None
+        self._voice: VoiceMetrics | None = None
+        self._voice_chunks: LatestSlot[AudioChunk] = LatestSlot()
+        self._voice_emotion_task: asyncio.Task[None] | None = None
+        self._feed: FaceFeed | None = None
+        self._face_slots = FaceSlots()
+        self._sub_states: dict[int, ParticipantState] = {}  # face slot >= 2 -> state
+        self._voice_emotion: EmotionScores | None = None
+        self._last_segment: VoicedSegment | None = None
+        self._audio_frames = 0
+        self._audio_dropped = 0
+        self._voice_emotion_runs = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._threads = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"features.{participant_id}"
@@ -116,7 +205,15 @@ class ParticipantSession:
             analysis_failures=self._failures,
             latencies_ms=tuple(self._latencies),
             inference_ms=tuple(self._inference_ms),
+            audio_frames=self._audio_frames,
+            audio_frames_dropped=self._audio_dropped,
+            voice_emotion_runs=self._voice_emotion_runs,
         )
+
+    @property
+    def voice_pipeline(self) -> VoicePipeline | None:
+        """The voice DSP of this participant once an audio track is analysed (for stats)."""
+        return self._voice_pipeline
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=f"{name}.{self.participant_id}")
@@ -143,6 +240,8 @@ class ParticipantSession:
             self._slots.append(slot)
             analysis = self._spawn(self._analyse(slot), "video.analyse")
             self._spawn(self._read(track, slot, timeout, analysis), "video.read")
+        elif track.kind == "audio" and self._voice_settings is not None:
+            self._spawn(self._listen(track, self._voice_settings), "audio.listen")
         else:
             self._spawn(drain(track, timeout), f"{track.kind}.drain")
 
@@ -202,12 +301,200 @@ class ParticipantSession:
                 )
             self._frames_analyzed += 1
             self._inference_ms.append(analysis.inference_ms)
-            self._publish(fuse(self._state, analysis, now=ts))
+            if analysis.has_landmarks:
+                self._read_faces(analysis, ts)
+            else:
+                self._publish(fuse(self._state, analysis, now=ts))
             self._latencies.append((time.monotonic() - received.received_at) * 1000)
+
+    def _read_faces(self, analysis: FaceAnalysis, ts: float) -> None:
+        """Track the faces of one analysis and publish a state per face slot."""
+        if self._feed is None:
+            self._feed = FaceFeed(params=self._face_params.tracking)
+        detected = [DetectedFace(f.box, f.measurement) for f in analysis.faces]
+        readings = self._feed.update(ts, detected)
+        shown: set[int] = set()
+        for reading in readings.readings:
+            slot = self._face_slots.assign(reading.track_id)
+            shown.add(slot)
+            pid = sub_participant_id(self.participant_id, slot)
+            emotion = face_emotion(pid, reading)
+            metrics = face_metrics(reading) if emotion is not None else None
+            self._publish_slot(slot, fuse_face(self._slot_state(slot), pid, emotion, ts, metrics))
+        for track_id in readings.ended:
+            self._face_slots.release(track_id)
+        # Slots whose face is gone (and the participant's own card without a face) say so.
+        for slot in [1, *self._sub_states]:
+            if slot not in shown:
+                pid = sub_participant_id(self.participant_id, slot)
+                self._publish_slot(slot, fuse_face(self._slot_state(slot), pid, None, ts))
+
+    def _slot_state(self, slot: int) -> ParticipantState | None:
+        return self._state if slot == 1 else self._sub_states.get(slot)
+
+    def _publish_slot(self, slot: int, state: ParticipantState) -> None:
+        if slot == 1:
+            self._publish(state)
+        else:
+            self._sub_states[slot] = state
+            self._on_state(state)
+
+    # -- voice -------------------------------------------------------------------
+
+    async def _listen(self, track: MediaStreamTrack, settings: VoiceSettings) -> None:
+        """Drain one audio track into the voice pipeline until the track ends."""
+        loop = asyncio.get_running_loop()
+        if self._voice_pipeline is None:
+            # Loading silero-vad takes 0.1-0.25 s: on the participant's thread, not the loop.
+            self._voice_pipeline = await loop.run_in_executor(
+                self._threads, self._new_voice_pipeline, settings
+            )
+            self._talk.on_listening(self.participant_id, self._clock())
+            self._publish_voice(self._clock())
+        pipeline = self._voice_pipeline
+        if self._voice_emotion_task is None:
+            self._voice_emotion_task = self._spawn(self._classify_voice(), "voice.emotion")
+        # Bounded: if the voice thread falls behind, the oldest audio goes first.
+        queue: deque[tuple[av.AudioFrame | None, float]] = deque(
+            maxlen=max(1, int(settings.max_queued_secs / AUDIO_FRAME_SECS))
+        )
+        ready = asyncio.Event()
+        clock = MediaClock()  # audio has its own RTP clock, apart from video's
+        reader = self._spawn(self._read_audio(track, queue, ready, clock), "audio.read")
+        next_state = 0.0
+        while not (reader.done() and not queue):
+            if not queue:
+                ready.clear()
+                waiter = asyncio.ensure_future(ready.wait())
+                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                continue
+            batch = list(queue)
+            queue.clear()
+            events = await loop.run_in_executor(self._threads, _feed_all, pipeline, batch)
+            self._handle_voice_events(events)
+            now = time.monotonic()
+            if pipeline.is_speaking and now >= next_state:
+                # Talk time grows while someone speaks: refresh it now and then.
+                self._publish_voice(batch[-1][1])
+                next_state = now + settings.state_interval_secs
+        events = await loop.run_in_executor(self._threads, pipeline.close)
+        self._handle_voice_events(events)
+        self._publish_voice(self._clock())
+
+    def _new_voice_pipeline(self, settings: VoiceSettings) -> VoicePipeline:
+        params = self._voice_emotion_params
+        return VoicePipeline(
+            self.participant_id,
+            ring_capacity_secs=settings.ring_capacity_secs,
+            min_emotion_secs=params.min_secs,
+            max_emotion_secs=params.max_secs,
+            max_segment_secs=settings.max_segment_secs,
+        )
+
+    async def _read_audio(
+        self,
+        track: MediaStreamTrack,
+        queue: deque[tuple[av.AudioFrame | None, float]],
+        ready: asyncio.Event,
+        clock: MediaClock,
+    ) -> None:
+        timeout = self._pipeline.frame_timeout_secs
+        while True:
+            try:
+                frame = await asyncio.wait_for(track.recv(), timeout)
+            except TimeoutError:
+                # No audio for a while (packets stopped): that time is silence, so an
+                # open speech run ends instead of reading "speaking" until audio resumes.
+                queue.append((None, self._clock()))
+                ready.set()
+                continue
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            self._audio_frames += 1
+            if len(queue) == queue.maxlen:
+                self._audio_dropped += 1
+            queue.append((frame, clock.to_meeting_time(media_time(frame), self._clock())))
+            ready.set()
+
+    def _handle_voice_events(self, events: list[VoiceEvent]) -> None:
+        for event in events:
+            if isinstance(event, SpeakingChanged):
+                self._talk.on_speaking(self.participant_id, event.ts, event.is_speaking)
+                self._publish_voice(event.detected_ts)
+            elif isinstance(event, VoicedSegment):
+                self._last_segment = event
+                for chunk in event.emotion_chunks:
+                    # Newest wins: if the model is busy, older pieces are skipped.
+                    self._voice_chunks.put(chunk)
+                self._publish_voice(event.detected_ts)
+
+    def _voice_status(self) -> VoiceEmotionStatus:
+        if "voice_emotion" not in self._pool.specs:
+            return "disabled"
+        if not self._pool.available("voice_emotion"):
+            return "unavailable"
+        return "ok" if self._voice_emotion is not None else "waiting"
+
+    def _publish_voice(self, ts: float) -> None:
+        pipeline = self._voice_pipeline
+        if pipeline is None:
+            return
+        segment = self._last_segment
+        share, turns = self._talk.figures(self.participant_id)
+        status = self._voice_status()
+        self._voice = VoiceMetrics(
+            is_speaking=pipeline.is_speaking,
+            talk_secs=pipeline.talk_secs,
+            talk_share=share,
+            turns=turns,
+            arousal=segment.arousal if segment else None,
+            pitch_hz=segment.prosody.f0_hz if segment else None,
+            loudness_dbfs=segment.prosody.loudness_dbfs if segment else None,
+            emotion=self._voice_emotion if status == "ok" else None,
+            emotion_status=status,
+        )
+        self._publish(fuse_voice(self._state, self.participant_id, self._voice, ts))
+
+    async def _classify_voice(self) -> None:
+        """Run the speech-emotion model on the newest voiced piece, one at a time."""
+        if not self._pool.available("voice_emotion"):
+            return  # said once at start-up; the state says "unavailable"
+        while True:
+            chunk = await self._voice_chunks.take()
+            try:
+                result: VoiceEmotionResult = await self._pool.run(
+                    "voice_emotion", chunk, self._pipeline.inference_timeout_secs
+                )
+            except asyncio.CancelledError:
+                raise
+            except AnalyzerUnavailable:
+                return
+            except Exception as e:
+                log.warning("voice emotion analysis failed", extra={"error": type(e).__name__})
+                continue
+            self._voice_emotion_runs += 1
+            if not result.probs:
+                continue  # the model's labels map to none of ours: nothing to show
+            self._voice_emotion = EmotionScores(
+                participant_id=self.participant_id,
+                ts=result.ts,
+                source="voice",
+                probs=result.probs,
+                confidence=max(result.probs.values()),
+            )
+            self._publish_voice(chunk.end_ts)
 
     def _publish(self, state: ParticipantState) -> None:
         self._state = state
         self._on_state(state)
+
+    def refresh_voice(self) -> None:
+        """Publish the voice state again (the meeting calls this when talk shares move)."""
+        if self._voice_pipeline is not None:
+            self._publish_voice(self._clock())
 
     async def close(self) -> None:
         """Cancel and await every task of this participant, then free its thread."""

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from analyzers import REGISTRY
 from analyzers.face.emotion import FaceEmotionParams
+from analyzers.voice.emotion import VoiceEmotionParams
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_PREFIX = "MEETMOOD_"
@@ -57,6 +58,7 @@ class StorageSettings(_Section):
 
     database: str = ""
     flush_interval_secs: float = Field(0.5, gt=0, le=60)
+    state_interval_secs: float = Field(0.5, ge=0, le=60)
 
     @property
     def database_path(self) -> Path:
@@ -83,6 +85,17 @@ class PipelineSettings(_Section):
     slow_inference_ms: float = Field(500, gt=0)
 
 
+class VoiceSettings(_Section):
+    """Voice analysis that runs without a neural model: speaking activity and prosody."""
+
+    enabled: bool = True
+    state_interval_secs: float = Field(1.0, gt=0, le=60)
+    long_silence_secs: float = Field(3.0, gt=0, le=600)
+    max_segment_secs: float = Field(8.0, ge=4, le=25)
+    ring_capacity_secs: float = Field(30.0, ge=14, le=600)
+    max_queued_secs: float = Field(5.0, gt=0, le=60)
+
+
 class InferenceSettings(_Section):
     """Where neural inference runs."""
 
@@ -93,8 +106,9 @@ class InferenceSettings(_Section):
 class AnalyzersSettings(_Section):
     """Which analyzers run, and each one's parameters."""
 
-    enabled: list[str] = ["face_emotion"]
+    enabled: list[str] = ["face_emotion", "voice_emotion"]
     face_emotion: FaceEmotionParams = FaceEmotionParams()
+    voice_emotion: VoiceEmotionParams = VoiceEmotionParams()
 
     @field_validator("enabled")
     @classmethod
@@ -140,6 +154,7 @@ class Settings(_Section):
     webrtc: WebRTCSettings = WebRTCSettings()
     pipeline: PipelineSettings = PipelineSettings()
     inference: InferenceSettings = InferenceSettings()
+    voice: VoiceSettings = VoiceSettings()
     analyzers: AnalyzersSettings = AnalyzersSettings()
     sidebar: SidebarSettings = SidebarSettings()
     privacy: PrivacySettings

@@ -25,14 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.types import EMOTIONS, HistoryPoint, LeaveReason, ParticipantState
+from bot.types import EMOTIONS, FACE_AUS, HistoryPoint, LeaveReason, ParticipantState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _PROB_COLUMNS = [f"p_{e.value}" for e in EMOTIONS]
+_VOICE_PROB_COLUMNS = [f"v_{e.value}" for e in EMOTIONS]
+_AU_COLUMNS = [au.lower() for au in FACE_AUS]  # au01, au02, ...
 
+# Version 1 tables. Later versions only add columns (see _MIGRATIONS), so a
+# database of any version is brought up to date in place.
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meetings (
     id TEXT PRIMARY KEY,
@@ -68,6 +72,113 @@ CREATE TABLE IF NOT EXISTS states (
 CREATE INDEX IF NOT EXISTS states_by_meeting ON states(meeting_id, ts);
 CREATE INDEX IF NOT EXISTS states_by_participant ON states(participant_id, ts);
 """
+
+#: Columns each schema version adds: version -> [(table, column, SQL type)].
+_MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
+    2: [
+        # A face of a room camera is stored as its own participant under its feed.
+        ("participants", "parent_id", "TEXT"),
+        ("participants", "face_track", "INTEGER"),
+        # Landmark readings (issue 3).
+        ("states", "face_track", "INTEGER"),
+        ("states", "face_calibrated", "INTEGER"),
+        ("states", "blinks", "INTEGER"),
+        ("states", "blink_rate_per_min", "REAL"),
+        ("states", "ear", "REAL"),
+        ("states", "smile", "REAL"),
+        ("states", "is_smiling", "INTEGER"),
+        ("states", "head_pitch", "REAL"),
+        ("states", "head_yaw", "REAL"),
+        ("states", "head_roll", "REAL"),
+        ("states", "gaze_yaw", "REAL"),
+        ("states", "gaze_pitch", "REAL"),
+        ("states", "looking_away", "INTEGER"),
+        *(("states", c, "REAL") for c in _AU_COLUMNS),
+        ("states", "au_labels", "TEXT"),
+        # Voice readings (issue 4).
+        ("states", "talk_secs", "REAL"),
+        ("states", "talk_share", "REAL"),
+        ("states", "turns", "INTEGER"),
+        ("states", "arousal", "REAL"),
+        ("states", "pitch_hz", "REAL"),
+        ("states", "loudness_dbfs", "REAL"),
+        ("states", "voice_status", "TEXT"),
+        ("states", "voice_dominant", "TEXT"),
+        ("states", "voice_confidence", "REAL"),
+        *(("states", c, "REAL") for c in _VOICE_PROB_COLUMNS),
+    ],
+}
+
+
+def _opt_int(value: bool | int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _state_row(s: ParticipantState) -> dict[str, Any]:
+    """One state as column -> value (every column of ``states`` except meeting_id)."""
+    e = s.emotion
+    row: dict[str, Any] = {
+        "participant_id": s.participant_id,
+        "ts": s.ts,
+        "face_visible": int(s.face_visible),
+        "stale": int(s.stale),
+        "emotion_source": e.source if e else None,
+        "dominant": str(e.dominant) if e else None,
+        "confidence": e.confidence if e else None,
+        "engagement": s.engagement,
+        "is_speaking": _opt_int(s.is_speaking),
+    }
+    for em, col in zip(EMOTIONS, _PROB_COLUMNS, strict=True):
+        row[col] = e.probs.get(em) if e else None
+    f = s.face
+    aus = (f.aus if f else None) or {}
+    row.update(
+        face_track=f.track_id if f else None,
+        face_calibrated=_opt_int(f.calibrated) if f else None,
+        blinks=f.blinks if f else None,
+        blink_rate_per_min=f.blink_rate_per_min if f else None,
+        ear=f.ear if f else None,
+        smile=f.smile if f else None,
+        is_smiling=_opt_int(f.is_smiling) if f else None,
+        head_pitch=f.head_pitch if f else None,
+        head_yaw=f.head_yaw if f else None,
+        head_roll=f.head_roll if f else None,
+        gaze_yaw=f.gaze_yaw if f else None,
+        gaze_pitch=f.gaze_pitch if f else None,
+        looking_away=_opt_int(f.looking_away) if f else None,
+        au_labels=",".join(f.au_labels) if f else None,
+    )
+    for au, col in zip(FACE_AUS, _AU_COLUMNS, strict=True):
+        row[col] = aus.get(au)
+    v = s.voice
+    ve = v.emotion if v else None
+    row.update(
+        talk_secs=v.talk_secs if v else None,
+        talk_share=v.talk_share if v else None,
+        turns=v.turns if v else None,
+        arousal=v.arousal if v else None,
+        pitch_hz=v.pitch_hz if v else None,
+        loudness_dbfs=v.loudness_dbfs if v else None,
+        voice_status=v.emotion_status if v else None,
+        voice_dominant=str(ve.dominant) if ve else None,
+        voice_confidence=ve.confidence if ve else None,
+    )
+    for em, col in zip(EMOTIONS, _VOICE_PROB_COLUMNS, strict=True):
+        # Classes the voice model cannot express stay NULL, not 0.
+        row[col] = ve.probs.get(em) if ve else None
+    return row
+
+
+_STATE_COLUMNS = ["meeting_id", *_state_row(ParticipantState("", 0.0, False, None))]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns of every schema version the database lacks (idempotent)."""
+    for version in sorted(_MIGRATIONS):
+        for table, column, sql_type in _MIGRATIONS[version]:
+            existing = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in existing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def hash_token(token: str) -> str:
@@ -113,6 +224,10 @@ class ParticipantRecord:
     joined_at: float
     left_at: float | None
     leave_reason: str | None
+    #: For one face of a room camera: the participant whose feed it is in.
+    parent_id: str | None = None
+    #: For one face of a room camera: its track id in that feed.
+    face_track: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +287,7 @@ class Store:
                 f"meetmood understands ({SCHEMA_VERSION}); upgrade meetmood"
             )
         conn.executescript(_SCHEMA)
+        _migrate(conn)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._conn = conn
 
@@ -232,26 +348,35 @@ class Store:
     # -- participants ------------------------------------------------------------
 
     async def add_participant(
-        self, meeting_id: str, display_name: str, source: str
+        self,
+        meeting_id: str,
+        display_name: str,
+        source: str,
+        parent_id: str | None = None,
+        face_track: int | None = None,
+        participant_id: str | None = None,
     ) -> ParticipantRecord:
-        """Record a participant who just joined."""
+        """Record a participant who just joined (or a new face in a participant's feed)."""
         record = ParticipantRecord(
-            id=new_id(),
+            id=participant_id or new_id(),
             meeting_id=meeting_id,
             display_name=display_name,
             source=source,
             joined_at=time.time(),
             left_at=None,
             leave_reason=None,
+            parent_id=parent_id,
+            face_track=face_track,
         )
         await self._call(self._insert_participant, record)
         return record
 
     def _insert_participant(self, p: ParticipantRecord) -> None:
         self._db.execute(
-            "INSERT INTO participants (id, meeting_id, display_name, source, joined_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (p.id, p.meeting_id, p.display_name, p.source, p.joined_at),
+            "INSERT INTO participants"
+            " (id, meeting_id, display_name, source, joined_at, parent_id, face_track)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (p.id, p.meeting_id, p.display_name, p.source, p.joined_at, p.parent_id, p.face_track),
         )
 
     async def end_participant(self, participant_id: str, ts: float, reason: LeaveReason) -> None:
@@ -313,44 +438,12 @@ class Store:
             await self.flush()
 
     def _insert_states(self, batch: list[StoredState]) -> None:
-        rows = []
-        for item in batch:
-            s = item.state
-            e = s.emotion
-            probs = [e.probs.get(em) if e else None for em in EMOTIONS]
-            rows.append(
-                (
-                    item.meeting_id,
-                    s.participant_id,
-                    s.ts,
-                    int(s.face_visible),
-                    int(s.stale),
-                    e.source if e else None,
-                    str(e.dominant) if e else None,
-                    e.confidence if e else None,
-                    *probs,
-                    s.engagement,
-                    None if s.is_speaking is None else int(s.is_speaking),
-                )
-            )
-        columns = [
-            "meeting_id",
-            "participant_id",
-            "ts",
-            "face_visible",
-            "stale",
-            "emotion_source",
-            "dominant",
-            "confidence",
-            *_PROB_COLUMNS,
-            "engagement",
-            "is_speaking",
-        ]
-        marks = ", ".join("?" * len(columns))
+        rows = [(item.meeting_id, *_state_row(item.state).values()) for item in batch]
+        marks = ", ".join("?" * len(_STATE_COLUMNS))
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
-                f"INSERT INTO states ({', '.join(columns)}) VALUES ({marks})", rows
+                f"INSERT INTO states ({', '.join(_STATE_COLUMNS)}) VALUES ({marks})", rows
             )
 
     async def history(self, meeting_id: str, since_ts: float) -> dict[str, list[HistoryPoint]]:

@@ -40,6 +40,10 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "webrtc.drop_mdns_candidates": True,
         "inference.mode": "thread",
         "analyzers.face_emotion.device": "cpu",
+        # No speech-emotion model is cached here: this exercises the "unavailable" path
+        # without touching the network. Voice tests pass a tiny local model instead.
+        "analyzers.voice_emotion.device": "cpu",
+        "analyzers.voice_emotion.local_files_only": True,
     }
     base.update(overrides)
     return load_settings(environ={}, overrides=base)

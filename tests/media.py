@@ -129,3 +129,44 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 48_000) -> Pat
         f.setframerate(sample_rate)
         f.writeframes(samples.astype(np.int16).tobytes())
     return path
+
+
+class SpeechAudioTrack(MediaStreamTrack):
+    """A live microphone: plays 16 kHz mono ``samples`` once in real time, then silence.
+
+    Frames are what a browser's Opus track decodes to in aiortc: 20 ms of s16 stereo
+    at 48 kHz, with pts in samples and ``time_base = 1/48000``.
+    """
+
+    kind = "audio"
+
+    def __init__(self, samples: np.ndarray, lead_secs: float = 0.5) -> None:
+        super().__init__()
+        silence = np.zeros(int(lead_secs * 16_000), dtype=np.float32)
+        mono16 = np.concatenate([silence, np.asarray(samples, dtype=np.float32)])
+        # 16 kHz -> 48 kHz by libswresample, once, up front.
+        source = av.AudioFrame.from_ndarray(mono16.reshape(1, -1), format="flt", layout="mono")
+        source.sample_rate = 16_000
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=48_000)
+        out = resampler.resample(source) + resampler.resample(None)
+        self._pcm = np.concatenate([f.to_ndarray() for f in out], axis=1).reshape(-1)  # LRLR
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        due = self._start + self._count * 0.02
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        n = 960  # 20 ms at 48 kHz
+        begin = self._count * n * 2
+        chunk = self._pcm[begin : begin + n * 2]
+        if len(chunk) < n * 2:
+            chunk = np.concatenate([chunk, np.zeros(n * 2 - len(chunk), dtype=np.int16)])
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = 48_000
+        frame.pts = self._count * n
+        frame.time_base = fractions.Fraction(1, 48_000)
+        self._count += 1
+        return frame

@@ -7,6 +7,8 @@ import pytest
 from analyzers.face.geometry.au_rules import (
     DEFAULT_RULES,
     NEUTRAL,
+    PROXY_RULE_THRESHOLD,
+    PROXY_RULES,
     AuRule,
     apply_au_rules,
     normalize_au_name,
@@ -137,3 +139,14 @@ def test_custom_rules() -> None:
     rules = (AuRule("smile", (("AU12",),), 0.02),)
     assert apply_au_rules({"au12_lip_corner_pull_proxy": 0.05}, rules).labels == ("smile",)
     assert [r.label for r in DEFAULT_RULES] == ["joy", "surprise", "anger", "sadness", "confusion"]
+
+
+def test_proxy_rules_same_groups_trace_threshold() -> None:
+    assert [r.label for r in PROXY_RULES] == [r.label for r in DEFAULT_RULES]
+    assert [r.groups for r in PROXY_RULES] == [r.groups for r in DEFAULT_RULES]
+    assert {r.threshold for r in PROXY_RULES} == {PROXY_RULE_THRESHOLD} == {1.0}
+    # 0.8 clears OpenFace joy (0.6) but not the proxy rules' trace level.
+    intensities = {"AU06": 0.8, "AU12": 0.8}
+    assert apply_au_rules(intensities).labels == ("joy",)
+    assert apply_au_rules(intensities, PROXY_RULES).labels == (NEUTRAL,)
+    assert apply_au_rules({"AU06": 1.5, "AU12": 2.0}, PROXY_RULES).labels == ("joy",)

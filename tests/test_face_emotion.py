@@ -24,6 +24,7 @@ from analyzers.face.emotion import (
     deepface_weights_path,
 )
 from analyzers.types import EMOTIONS, Emotion, FaceAnalysis, VideoSample
+from analyzers.voice.emotion import VoiceEmotionAnalyzer
 
 # Where the Haar cascade finds the astronaut's face (PLATFORM.md: 176, 66, 97, 97).
 ASTRONAUT_BOX = (176, 66, 97, 97)
@@ -142,17 +143,21 @@ def _save_random_deepface_weights(home: Path) -> None:
 
 
 @pytest.mark.unit
-def test_registry_lists_face_emotion() -> None:
-    assert analyzers.REGISTRY == {"face_emotion": FaceEmotionAnalyzer}
+def test_registry_lists_face_and_voice_emotion() -> None:
+    assert analyzers.REGISTRY == {
+        "face_emotion": FaceEmotionAnalyzer,
+        "voice_emotion": VoiceEmotionAnalyzer,
+    }
     assert FaceEmotionAnalyzer.params_type is FaceEmotionParams
 
 
 @pytest.mark.unit
 def test_params_defaults_and_descriptions() -> None:
     params = FaceEmotionParams()
-    assert params.fps == 2.0
+    assert params.fps == 10.0  # blinks are observable from 10 frames a second
     assert params.model == "mini_xception"
-    assert params.max_faces == 1
+    assert params.detector == "mediapipe"
+    assert params.max_faces == 4
     assert params.min_face_px == 40
     assert params.deepface_home is None
     for name, field in FaceEmotionParams.model_fields.items():
@@ -268,7 +273,8 @@ def test_astronaut_is_happy(analyzer: FaceEmotionAnalyzer, astronaut: np.ndarray
     assert len(result.faces) == 1
     face = result.faces[0]
     _assert_near_astronaut(face.box)
-    assert face.detector_score is None
+    assert face.detector_score is not None and face.detector_score > 0.5  # BlazeFace's
+    assert face.measurement is not None and result.has_landmarks
     assert len(face.probs) == len(EMOTIONS)
     assert sum(face.probs) == pytest.approx(1.0, abs=1e-9)
     assert _dominant(face.probs) is Emotion.HAPPY

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from analyzers.voice.bench import save_tiny_emotion_model
+from analyzers.voice.synth import espeak_speech
 from bot.settings import Settings
-from tests.media import ImageVideoTrack, face_frame_rgb
+from tests.conftest import make_settings
+from tests.media import ImageVideoTrack, SpeechAudioTrack, face_frame_rgb
 from web.app import create_app
 from web.keys import MANAGER
 
@@ -53,6 +57,18 @@ async def next_event(ws: Any, kind: str, wait_secs: float = 20.0, **match: Any) 
             if event["type"] != kind:
                 continue
             if all(event.get(k) == v for k, v in match.items()):
+                return event
+
+    return await asyncio.wait_for(wait(), wait_secs)
+
+
+async def next_event_of(ws: Any, kinds: set[str], wait_secs: float = 20.0) -> dict[str, Any]:
+    """The next sidebar event whose type is one of ``kinds``."""
+
+    async def wait() -> dict[str, Any]:
+        while True:
+            event = await ws.receive_json()
+            if event["type"] in kinds:
                 return event
 
     return await asyncio.wait_for(wait(), wait_secs)
@@ -143,3 +159,75 @@ async def test_closing_the_peer_ends_the_participant(
     left = await next_event(ws, "participant_left", participant_id=joined["participant_id"])
     assert left["reason"] in ("disconnected", "failed")
     await ws.close()
+
+
+async def test_speech_reaches_sidebar_with_talk_time(aiohttp_client: Any, tmp_path: Path) -> None:
+    # A tiny random speech-emotion model built here: the real loading and inference path.
+    model = save_tiny_emotion_model(tmp_path / "tiny-er")
+    settings = make_settings(tmp_path, **{"analyzers.voice_emotion.model": str(model)})
+    client = await aiohttp_client(create_app(settings))
+    meeting = await create_meeting(client)
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    snapshot = await ws.receive_json()
+    assert snapshot["notices"] == []  # the voice model loaded: nothing to warn about
+    speech = espeak_speech("This is a test of the meeting bot. I am speaking for a while now.")
+    pc = RTCPeerConnection()
+    pc.addTrack(SpeechAudioTrack(speech, lead_secs=1.0))
+    try:
+        joined = await join(client, meeting, pc)
+        pid = joined["participant_id"]
+
+        # Read the sidebar socket until the speech is over and its tone is classified.
+        spoke = False
+        speakers: list[list[str]] = []
+        voice: dict[str, Any] | None = None
+        while not (spoke and voice and not voice["is_speaking"] and voice["emotion"]):
+            event = await next_event_of(ws, {"participant_state", "talk"}, wait_secs=30)
+            if event["type"] == "talk":
+                speakers.append(event["speaking"])
+                continue
+            voice = event["state"]["voice"]
+            spoke = spoke or bool(voice and voice["is_speaking"])
+        assert [pid] in speakers  # the meeting strip saw them speaking
+        assert voice["emotion_status"] == "ok"
+        assert set(voice["emotion"]["probs"]) <= {"neutral", "happy", "angry", "sad"}
+        assert voice["pitch_hz"] is not None and 60 < voice["pitch_hz"] < 400
+        speech_secs = len(speech) / 16_000
+        # VAD onsets and offsets are back-dated; pauses between words may not count.
+        assert 0.5 * speech_secs < voice["talk_secs"] < speech_secs + 0.5
+        assert voice["turns"] == 1 and voice["talk_share"] == pytest.approx(1.0)
+    finally:
+        await pc.close()
+        await ws.close()
+    await client.app[MANAGER].store.flush()
+    db = sqlite3.connect(settings.storage.database_path)
+    rows = db.execute(
+        "SELECT is_speaking, talk_secs FROM states WHERE participant_id = ? AND talk_secs > 0",
+        (pid,),
+    ).fetchall()
+    db.close()
+    assert rows and any(speaking == 1 for speaking, _ in rows)
+
+
+async def test_missing_voice_model_is_said_once_and_voice_goes_on(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    # conftest's settings point the voice model at the (empty) offline cache.
+    client = await aiohttp_client(create_app(settings))
+    meeting = await create_meeting(client)
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    snapshot = await ws.receive_json()
+    assert [n["text"] for n in snapshot["notices"]] == ["voice emotion model unavailable"]
+    pc = RTCPeerConnection()
+    pc.addTrack(SpeechAudioTrack(espeak_speech("Hello there, can you hear me?"), lead_secs=0.5))
+    try:
+        await join(client, meeting, pc)
+        while True:
+            event = await next_event(ws, "participant_state", wait_secs=30)
+            voice = event["state"]["voice"]
+            if voice is not None and voice["is_speaking"]:
+                break
+        assert voice["emotion_status"] == "unavailable" and voice["emotion"] is None
+    finally:
+        await pc.close()
+        await ws.close()

@@ -155,8 +155,33 @@ async def test_failure_marks_stale_and_carries_on() -> None:
 
 
 async def test_real_analyzer_through_worker_module() -> None:
-    # The real face analyzer, loaded by the worker initializer in-process.
+    # The real face analyzer (MediaPipe port + mini-Xception), loaded by the worker
+    # initializer in-process; faces are tracked in the session.
     specs = {"face_emotion": FaceEmotionParams(device="cpu").model_dump()}
+    pool = InferencePool(specs, workers=1, mode="thread")
+    await pool.start()
+    try:
+        face = face_frame_rgb()
+        frames = [frame_from_rgb(face, pts=i * 3000) for i in range(3)]
+        frames.append(make_video_frame(320, 240, pts=9000))
+        _, states = await run_session(frames, pool, fps=1000.0, interval=0.05)
+    finally:
+        await pool.close()
+    assert "face_emotion" in _worker._loaded
+    # A new face is confirmed on its second frame (one-frame false positives get no card).
+    assert states[0].face_visible is False
+    seen = states[1]
+    assert seen.face_visible and seen.emotion is not None
+    assert seen.emotion.dominant == "happy"
+    assert seen.face is not None and seen.face.track_id == 1
+    assert seen.face.head_yaw is not None and abs(seen.face.head_yaw) < 30
+    assert seen.face.calibrated is False  # the neutral baseline needs 3 s of face
+    assert states[-1].face_visible is False and states[-1].emotion is None
+    assert states[-1].face is None
+
+
+async def test_haar_detector_reads_boxes_only() -> None:
+    specs = {"face_emotion": FaceEmotionParams(device="cpu", detector="haar").model_dump()}
     pool = InferencePool(specs, workers=1, mode="thread")
     await pool.start()
     try:
@@ -166,8 +191,8 @@ async def test_real_analyzer_through_worker_module() -> None:
         await pool.close()
     assert states[0].face_visible and states[0].emotion is not None
     assert states[0].emotion.dominant == "happy"
+    assert states[0].face is None  # no landmarks: no blinks, pose or AUs, and no made-up ones
     assert states[1].face_visible is False and states[1].emotion is None
-    assert "face_emotion" in _worker._loaded
 
 
 async def test_drain_counts_until_stream_error() -> None:

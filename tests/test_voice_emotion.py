@@ -150,6 +150,9 @@ def test_unmapped_labels_and_absent_classes() -> None:
 def test_bench_voice_reports_numbers() -> None:
     result = bench_voice(seconds=6)
     assert result["audio_secs"] == pytest.approx(6.0)
+    assert result["frames"] == 300  # 20 ms frames through the whole VoicePipeline
     assert result["segments"] >= 1
+    assert result["emotion_pieces"] >= 1
+    assert 1.0 <= result["emotion_piece_secs"] / result["emotion_pieces"] <= 4.0
     assert 0 < result["vad_prosody_cpu_pct_of_core"] < 100
     assert result["emotion_cpu_ms_per_voiced_sec"] > 0

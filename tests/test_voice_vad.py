@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from analyzers.voice.synth import espeak_speech
-from analyzers.voice.vad import CHUNK_SAMPLES, SpeechSegment, StreamingVad
+from analyzers.voice.vad import (
+    CHUNK_SAMPLES,
+    ZERO_CHUNKS_SCORED,
+    SileroOnnxModel,
+    SpeechSegment,
+    StreamingVad,
+    load_vad_model,
+)
 
 SR = 16_000
 TS0 = 100.0
@@ -82,3 +89,46 @@ def test_chunking_is_independent_of_piece_size(vad: StreamingVad) -> None:
 def test_torchscript_model_loads_without_warnings() -> None:
     vad = StreamingVad(onnx=False)
     assert 0.0 <= vad.chunk_prob(np.zeros(CHUNK_SAMPLES, dtype=np.float32)) <= 1.0
+
+
+@pytest.mark.model
+def test_numpy_onnx_runner_matches_silero_wrapper() -> None:
+    import torch
+    from silero_vad import load_silero_vad
+
+    speech = espeak_speech("One two three four.")
+    wrapper = load_silero_vad(onnx=True)
+    model = load_vad_model()
+    assert isinstance(model, SileroOnnxModel)
+    for _ in range(2):  # and again after a reset
+        for i in range(0, len(speech) - CHUNK_SAMPLES + 1, CHUNK_SAMPLES):
+            chunk = speech[i : i + CHUNK_SAMPLES]
+            expected = float(wrapper(torch.from_numpy(chunk.copy()), SR).item())
+            assert float(model(chunk, SR).item()) == pytest.approx(expected, abs=1e-6)
+        wrapper.reset_states()
+        model.reset_states()
+    with pytest.raises(ValueError):
+        model(np.zeros(256, np.float32), SR)
+
+
+@pytest.mark.model
+def test_digital_silence_skips_the_model_and_onset_is_back_dated(vad: StreamingVad) -> None:
+    vad.reset()
+    calls, skipped = vad.model_calls, vad.skipped_silent_chunks
+    zeros = np.zeros(2 * SR, dtype=np.float32)
+    assert vad.process(zeros, TS0) == []
+    n_chunks = len(zeros) // CHUNK_SAMPLES
+    assert vad.model_calls - calls == ZERO_CHUNKS_SCORED
+    assert vad.skipped_silent_chunks - skipped == n_chunks - ZERO_CHUNKS_SCORED
+    assert vad.scored_until_ts == pytest.approx(TS0 + n_chunks * CHUNK_SAMPLES / SR)
+    speech = espeak_speech("Hello everyone, thanks for joining.")
+    onset = None
+    for i in range(0, len(speech), 320):
+        vad.process(speech[i : i + 320], TS0 + (len(zeros) + i) / SR)
+        if vad.is_speaking and onset is None:
+            onset = vad.speech_start_ts
+            assert onset is not None and vad.speech_end_ts is not None
+            assert vad.speech_end_ts - onset >= 0.25  # confirmed after 0.25 s of speech
+    assert onset is not None and abs(onset - (TS0 + 2.0)) < 0.1
+    vad.flush()
+    assert vad.speech_start_ts is None and vad.speech_end_ts is None

@@ -165,14 +165,34 @@ async def join_page(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="This join link is not valid. Ask the host for the link.")
     settings = request.app[SETTINGS]
     analyses = []
+    face = settings.analyzers.face_emotion
     if "face_emotion" in settings.analyzers.enabled:
         analyses.append(
             "Your facial expression, read from your camera "
             "(whether a face is in view, and the probabilities of 7 expressions: angry, "
             "disgust, fear, happy, sad, surprise, neutral)."
         )
-    # The page streams the microphone too; say plainly that nothing reads it yet.
-    analyses.append("Your microphone audio is received but not analysed and not stored.")
+        if face.detector == "mediapipe":
+            analyses.append(
+                "Points on your face, from which it measures blinks, smiles and other facial "
+                "movements (compared with your own resting face from your first seconds), "
+                "the angle of your head and whether you look away from the screen. If several "
+                "people share your camera, each face is read separately."
+            )
+    if settings.voice.enabled:
+        analyses.append(
+            "Your voice, from your microphone: when you speak and for how long (talk time, "
+            "turns, overlaps), and its pitch, loudness and pace compared with your own usual "
+            "voice (an 'arousal' score). Not the words: nothing is transcribed."
+        )
+        if "voice_emotion" in settings.analyzers.enabled:
+            analyses.append(
+                "The emotional tone of your voice, by a speech-emotion model, on stretches of "
+                "1-4 seconds of speech."
+            )
+    else:
+        # The page streams the microphone too; say plainly that nothing reads it.
+        analyses.append("Your microphone audio is received but not analysed and not stored.")
     return render(
         request,
         "join.html",

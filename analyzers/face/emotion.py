@@ -1,4 +1,14 @@
-"""Face emotion analyzer: Haar face boxes, then a FER2013 classifier on each face.
+"""Face analyzer: faces and landmarks, then a FER2013 emotion classifier on each face.
+
+Two detectors are available:
+
+- ``mediapipe`` (default): MediaPipe's BlazeFace short-range detector, Face Mesh
+  and iris networks ported to torch (:mod:`analyzers.face.mediapipe`, weights
+  shipped, Apache-2.0). Each face gets 478 landmarks, from which the worker
+  measures the per-frame geometry (EAR, AU proxies, head pose, gaze:
+  :func:`analyzers.face.track_state.measure_face`); tracking, blinks, smoothing
+  and baselines are stateful and run in the bot process.
+- ``haar``: OpenCV's Haar cascade, the cheap fallback: boxes only, no landmarks.
 
 Two classifiers are available:
 
@@ -28,19 +38,27 @@ from typing import TYPE_CHECKING, Literal, Self
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypeIs
 
 from analyzers.base import Analyzer
 from analyzers.face.detector import FaceDetector, HaarFaceDetector
+from analyzers.face.track_state import FaceMeasurement, FaceTrackParams, measure_face
+from analyzers.face.tracking import TrackerParams
 from analyzers.types import EMOTIONS, FaceAnalysis, FaceEmotion, VideoSample
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from analyzers.face.mediapipe.landmarker import FaceLandmarker
+
 logger = logging.getLogger(__name__)
 
-#: Default sampling rate of camera frames for this analyzer.
-FACE_FPS = 2.0
+#: Default sampling rate of camera frames for this analyzer. Blinks (~100-400 ms)
+#: are observable from 10 frames a second on (see analyzers.face.geometry.blinks).
+FACE_FPS = 10.0
+#: Default most faces read per frame (a meeting-room camera).
+MAX_FACES = 4
 #: The converted fer weights that ship with the project.
 MINI_XCEPTION_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mini_xception_fer2013.pt"
 #: Value of :attr:`FaceAnalysis.model` for each classifier.
@@ -76,12 +94,18 @@ class FaceEmotionParams(BaseModel):
         "mini_xception",
         description="Emotion classifier: shipped fer mini-Xception, or DeepFace's emotion CNN.",
     )
-    detector: Literal["haar"] = Field("haar", description="Face detector (OpenCV Haar cascade).")
+    detector: Literal["mediapipe", "haar"] = Field(
+        "mediapipe",
+        description="Face detector: MediaPipe BlazeFace + Face Mesh + iris (landmarks), "
+        "or OpenCV's Haar cascade (boxes only: no blinks, pose, gaze or AUs).",
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="Torch device; auto picks cuda, then mps, then cpu."
     )
     min_face_px: int = Field(40, ge=16, description="Smallest face side, in pixels, to analyse.")
-    max_faces: int = Field(1, ge=1, le=16, description="Faces analysed per frame, largest first.")
+    max_faces: int = Field(
+        MAX_FACES, ge=1, le=16, description="Faces analysed per frame, largest first."
+    )
     torch_threads: int = Field(
         1, ge=1, description="torch intra-op threads in each inference worker."
     )
@@ -89,6 +113,14 @@ class FaceEmotionParams(BaseModel):
         None,
         description="DEEPFACE_HOME for the deepface model (weights in .deepface/weights); "
         "None or empty keeps DeepFace's default.",
+    )
+
+    tracker: TrackerParams = Field(
+        default_factory=TrackerParams, description="Face tracking across frames."
+    )
+    tracking: FaceTrackParams = Field(
+        default_factory=FaceTrackParams,
+        description="Per-face blinks, smoothing, baseline and window (bot process).",
     )
 
     @field_validator("deepface_home")
@@ -247,6 +279,11 @@ def _load_deepface(device: torch.device, deepface_home: str | None) -> _Classifi
     )
 
 
+def _is_box_detector(detector: FaceDetector | FaceLandmarker) -> TypeIs[FaceDetector]:
+    # FaceLandmarker is imported lazily (it pulls torch), so test by its method.
+    return not hasattr(detector, "process")
+
+
 class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
     """Detects faces in a frame and scores the seven FER2013 emotions of each.
 
@@ -261,11 +298,16 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
     def __init__(
         self,
         params: FaceEmotionParams,
-        detector: FaceDetector,
+        detector: FaceDetector | FaceLandmarker,
         classifier: _Classifier,
         device: torch.device,
     ) -> None:
-        """Wire up already-loaded parts; use :meth:`load` to build them from params."""
+        """Wire up already-loaded parts; use :meth:`load` to build them from params.
+
+        ``detector`` is a box detector (:class:`FaceDetector`) or a
+        :class:`~analyzers.face.mediapipe.landmarker.FaceLandmarker`, which also
+        gives landmarks.
+        """
         self.params = params
         self._detector = detector
         self._classifier = classifier
@@ -299,7 +341,13 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
 
         torch.set_num_threads(params.torch_threads)
         device = select_device(params.device)
-        detector = HaarFaceDetector(min_face_px=params.min_face_px)
+        detector: FaceDetector | FaceLandmarker
+        if params.detector == "mediapipe":
+            from analyzers.face.mediapipe.landmarker import FaceLandmarker
+
+            detector = FaceLandmarker(device, max_faces=params.max_faces)
+        else:
+            detector = HaarFaceDetector(min_face_px=params.min_face_px)
         if params.model == "mini_xception":
             classifier = _load_mini_xception(device)
         else:
@@ -323,37 +371,44 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
         Raises:
             ValueError: If the image is not H x W x 3 uint8.
         """
-        import torch
-
         start = time.perf_counter()
         image = sample.image
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError("VideoSample.image must be an H x W x 3 uint8 RGB array")
         height, width = image.shape[:2]
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        detected = self._detector.detect(image, gray)[: self.params.max_faces]
+        landmarks: list[np.ndarray | None]
+        detector = self._detector
+        if _is_box_detector(detector):
+            detected = detector.detect(image, gray)[: self.params.max_faces]
+            boxes = [face.box for face in detected]
+            scores = [face.score for face in detected]
+            landmarks = [None] * len(boxes)
+            has_landmarks = False
+        else:
+            found = [
+                f
+                for f in detector.process([image])[0]
+                if min(f.box[2], f.box[3]) >= self.params.min_face_px
+            ]
+            found.sort(key=lambda f: f.box[2] * f.box[3], reverse=True)
+            found = found[: self.params.max_faces]
+            boxes = [f.box for f in found]
+            scores = [f.score for f in found]
+            landmarks = [f.landmarks for f in found]
+            has_landmarks = True
 
         faces: tuple[FaceEmotion, ...] = ()
-        if detected:
-            boxes = [face.box for face in detected]
-            batch = self._classifier.make_batch(image, gray, boxes)
-            with torch.inference_mode():
-                x = torch.from_numpy(batch).unsqueeze(1).to(self._device)
-                out = self._classifier.module(x)
-                if not self._classifier.outputs_probs:
-                    out = torch.softmax(out, dim=1)
-                probs = out.cpu().numpy().astype(np.float64)
-            if probs.shape != (len(detected), len(EMOTIONS)):
-                raise RuntimeError("emotion model returned an unexpected output shape")
-            # float32 softmax sums to 1 only within ~1e-7; consumers rely on exactly 1.
-            probs /= probs.sum(axis=1, keepdims=True)
+        if boxes:
+            probs = self._classify(image, gray, boxes)
             faces = tuple(
                 FaceEmotion(
-                    box=face.box,
+                    box=box,
                     probs=tuple(float(p) for p in row),
-                    detector_score=face.score,
+                    detector_score=score,
+                    measurement=self._measure(points, (width, height), row),
                 )
-                for face, row in zip(detected, probs, strict=True)
+                for box, score, points, row in zip(boxes, scores, landmarks, probs, strict=True)
             )
 
         return FaceAnalysis(
@@ -363,4 +418,38 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
             faces=faces,
             model=self._classifier.model_id,
             inference_ms=(time.perf_counter() - start) * 1000.0,
+            has_landmarks=has_landmarks,
         )
+
+    def _classify(
+        self, image: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
+    ) -> np.ndarray:
+        """Emotion probabilities of every box in one batch: ``(n, 7)`` rows summing to 1."""
+        import torch
+
+        batch = self._classifier.make_batch(image, gray, boxes)
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).unsqueeze(1).to(self._device)
+            out = self._classifier.module(x)
+            if not self._classifier.outputs_probs:
+                out = torch.softmax(out, dim=1)
+            probs: np.ndarray = out.cpu().numpy().astype(np.float64)
+        if probs.shape != (len(boxes), len(EMOTIONS)):
+            raise RuntimeError("emotion model returned an unexpected output shape")
+        # float32 softmax sums to 1 only within ~1e-7; consumers rely on exactly 1.
+        probs /= probs.sum(axis=1, keepdims=True)
+        return probs
+
+    @staticmethod
+    def _measure(
+        points: np.ndarray | None, image_size: tuple[int, int], probs: np.ndarray
+    ) -> FaceMeasurement | None:
+        if points is None:
+            return None
+        emotions = {e.value: float(p) for e, p in zip(EMOTIONS, probs, strict=True)}
+        try:
+            return measure_face(points, image_size, emotions)
+        except ValueError:
+            # Degenerate landmarks (e.g. a face squeezed at the border): no geometry this
+            # frame; the tracker then reads the face as not measured.
+            return None

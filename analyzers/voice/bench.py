@@ -3,11 +3,11 @@
 Measures CPU time (``time.process_time``, all threads of this process) on the
 calling thread's audio, so run it on an otherwise idle process:
 
-- VAD + prosody per second of one participant's audio: silero-vad over the whole
-  stream in 20 ms pieces (as aiortc delivers it), plus prosody features and the
-  speaker baseline on every segment found.
-- The emotion model per voiced second: ``max_secs`` windows of speech classified
-  back to back.
+- The whole per-participant path per second of audio, through
+  :class:`~analyzers.voice.pipeline.VoicePipeline`: 20 ms s16 stereo 48 kHz frames
+  (as aiortc delivers them) resampled to 16 kHz, the ring buffer, silero-vad, and
+  prosody, the speaker baseline and emotion pieces for every segment found.
+- The emotion model per voiced second, on the emotion pieces the pipeline cut.
 
 The audio is espeak-ng speech with 1 s pauses when espeak-ng is installed, else
 :func:`~analyzers.voice.synth.speech_like` tones.
@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 
 from analyzers.voice.audio import SAMPLE_RATE, AudioChunk
-from analyzers.voice.prosody import SpeakerBaseline, extract_prosody
-from analyzers.voice.synth import espeak_available, espeak_speech, speech_like
-from analyzers.voice.vad import StreamingVad
+from analyzers.voice.pipeline import VoicedSegment, VoicePipeline
+from analyzers.voice.synth import espeak_available, espeak_speech, speech_like, to_audio_frames
 
 logger = logging.getLogger(__name__)
 
-_PIECE = SAMPLE_RATE // 50  # 20 ms, aiortc's audio frame length
+# Room noise under the bench audio (standard deviation, full scale 1.0): about -60 dBFS.
+_ROOM_NOISE = 1e-3
 
 
 def _bench_audio(seconds: float) -> tuple[np.ndarray, str]:
@@ -94,16 +94,12 @@ def save_tiny_emotion_model(
     return folder
 
 
-def _bench_emotion(speech: np.ndarray, model: str, device: str) -> dict[str, Any]:
+def _bench_emotion(chunks: list[np.ndarray], model: str, device: str) -> dict[str, Any]:
     from analyzers.voice.emotion import VoiceEmotionAnalyzer, VoiceEmotionParams
 
     analyzer = VoiceEmotionAnalyzer.load(
         VoiceEmotionParams(model=model, local_files_only=True, device=device)
     )
-    window = int(analyzer.params.max_secs * SAMPLE_RATE)
-    chunks = [speech[i : i + window] for i in range(0, len(speech) - window + 1, window)]
-    if not chunks:
-        chunks = [speech]
     analyzer.analyze(AudioChunk("bench", 0.0, chunks[0]))  # warm-up, not timed
     cpu = time.process_time()
     wall = time.perf_counter()
@@ -125,6 +121,13 @@ def bench_voice(
 ) -> dict[str, Any]:
     """Measure the voice path's CPU cost.
 
+    The participant path is timed end to end through :class:`VoicePipeline`, as the
+    server runs it: 20 ms s16 stereo 48 kHz ``av.AudioFrame`` s (made beforehand,
+    not timed) are resampled, buffered, run through silero-vad, and every segment
+    gets prosody, the speaker baseline and its emotion pieces cut. The audio has
+    room noise at about -60 dBFS under it, as a live microphone has, so that the
+    VAD's digital-silence shortcut does not flatter the figure.
+
     Args:
         seconds: Length of the synthesised participant audio.
         model: Emotion model id or folder (loaded with ``local_files_only=True``);
@@ -133,38 +136,50 @@ def bench_voice(
 
     Returns:
         Plain numbers: ``vad_prosody_cpu_pct_of_core`` (CPU seconds per audio second
-        x 100, one participant), ``emotion_cpu_ms_per_voiced_sec`` and friends.
+        x 100, one participant, whole pipeline), ``emotion_cpu_ms_per_voiced_sec``
+        (the emotion model on the pipeline's own emotion pieces) and friends.
     """
     audio, source = _bench_audio(seconds)
-    vad = StreamingVad()
-    baseline = SpeakerBaseline()
-    segments = 0
-    voiced_secs = 0.0
-    voiced: list[np.ndarray] = []
+    noise = np.random.default_rng(0).normal(0.0, _ROOM_NOISE, len(audio)).astype(np.float32)
+    frames = to_audio_frames(audio + noise)
+    pipeline = VoicePipeline("bench")
+    pieces: list[np.ndarray] = []
     cpu = time.process_time()
-    for i in range(0, len(audio), _PIECE):
-        for seg in vad.process(audio[i : i + _PIECE], i / SAMPLE_RATE):
-            samples = audio[int(seg.start_ts * SAMPLE_RATE) : int(seg.end_ts * SAMPLE_RATE)]
-            baseline.update(extract_prosody(samples))
-            segments += 1
-            voiced_secs += seg.duration_secs
-            voiced.append(samples)
+    wall = time.perf_counter()
+    for frame in frames:
+        for event in pipeline.feed(frame):
+            if isinstance(event, VoicedSegment):
+                pieces += [c.samples for c in event.emotion_chunks]
+    for event in pipeline.close():
+        if isinstance(event, VoicedSegment):
+            pieces += [c.samples for c in event.emotion_chunks]
     vad_cpu = time.process_time() - cpu
+    vad_wall = time.perf_counter() - wall
+    stats = pipeline.stats()
     audio_secs = len(audio) / SAMPLE_RATE
     result: dict[str, Any] = {
         "audio_source": source,
         "audio_secs": audio_secs,
-        "segments": segments,
-        "voiced_secs": voiced_secs,
+        "frames": len(frames),
+        "segments": stats.speech_runs,
+        "analysed_segments": stats.analysed_segments,
+        "voiced_secs": stats.talk_secs,
+        "emotion_pieces": len(pieces),
+        "emotion_piece_secs": sum(len(p) for p in pieces) / SAMPLE_RATE,
+        "vad_model_calls": stats.vad_model_calls,
         "vad_prosody_cpu_secs": vad_cpu,
         "vad_prosody_cpu_pct_of_core": vad_cpu / audio_secs * 100.0,
+        "vad_prosody_wall_pct": vad_wall / audio_secs * 100.0,
+        "ring_nbytes": stats.ring_nbytes,
     }
-    speech = np.concatenate(voiced) if voiced else audio
+    if not pieces:  # no speech found: classify the raw audio in 4 s windows instead
+        window = 4 * SAMPLE_RATE
+        pieces = [audio[i : i + window] for i in range(0, max(1, len(audio) - window + 1), window)]
     if model is None:
         with tempfile.TemporaryDirectory(prefix="meetmood-tiny-w2v2-") as tmp:
-            result |= _bench_emotion(speech, str(save_tiny_emotion_model(Path(tmp))), device)
+            result |= _bench_emotion(pieces, str(save_tiny_emotion_model(Path(tmp))), device)
         result["emotion_model"] = "tiny random wav2vec2 (105k params)"
     else:
-        result |= _bench_emotion(speech, model, device)
+        result |= _bench_emotion(pieces, model, device)
     logger.info("voice bench done", extra=result)
     return result

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from analyzers.base import Analyzer
+from analyzers.base import Analyzer, AnalyzerUnavailable
 from analyzers.types import Emotion
 from analyzers.voice.audio import SAMPLE_RATE, AudioChunk
 from analyzers.voice.labels import map_probs
@@ -41,7 +41,7 @@ VOICE_MIN_SECS = 1.0
 VOICE_MAX_SECS = 4.0
 
 
-class VoiceModelUnavailable(RuntimeError):
+class VoiceModelUnavailable(AnalyzerUnavailable):
     """The speech-emotion model could not be loaded (not cached while offline, bad path)."""
 
 

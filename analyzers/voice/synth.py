@@ -7,6 +7,7 @@ in a subprocess on the calling thread; :func:`speech_like` needs nothing but num
 
 from __future__ import annotations
 
+import fractions
 import io
 import shutil
 import subprocess
@@ -112,3 +113,44 @@ def speech_like(
     y = voiced * envelope + rng.normal(0.0, 0.002, n)
     y *= amplitude / max(float(np.max(np.abs(y))), 1e-9)
     return y.astype(np.float32)
+
+
+def to_audio_frames(
+    samples: np.ndarray,
+    sample_rate: int = 48_000,
+    layout: str = "stereo",
+    sample_format: str = "s16",
+    frame_secs: float = 0.02,
+    start_pts: int = 0,
+) -> list[av.AudioFrame]:
+    """Cut 16 kHz mono float samples into ``av.AudioFrame`` s as aiortc would deliver them.
+
+    The audio is resampled with libswresample to ``sample_rate``, ``layout`` and
+    ``sample_format`` (default: aiortc's s16 packed stereo 48 kHz) and cut into
+    frames of ``frame_secs`` (the last one may be shorter). Each frame has
+    ``pts`` counted in samples from ``start_pts`` and ``time_base = 1 / sample_rate``.
+    """
+    mono = np.clip(np.asarray(samples, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
+    source = av.AudioFrame.from_ndarray(mono, format="flt", layout="mono")
+    source.sample_rate = SAMPLE_RATE
+    resampler = av.AudioResampler(format=sample_format, layout=layout, rate=sample_rate)
+    converted = resampler.resample(source) + resampler.resample(None)
+    arrays = [f.to_ndarray() for f in converted]
+    if not arrays:
+        return []
+    planar = converted[0].format.is_planar
+    channels = len(converted[0].layout.channels)
+    data = np.concatenate(arrays, axis=1)
+    step = 1 if planar else channels  # packed: samples of all channels interleaved in one row
+    n_total = data.shape[1] // step
+    per_frame = max(1, int(round(frame_secs * sample_rate)))
+    time_base = fractions.Fraction(1, sample_rate)
+    frames: list[av.AudioFrame] = []
+    for start in range(0, n_total, per_frame):
+        part = np.ascontiguousarray(data[:, start * step : (start + per_frame) * step])
+        frame = av.AudioFrame.from_ndarray(part, format=sample_format, layout=layout)
+        frame.sample_rate = sample_rate
+        frame.pts = start_pts + start
+        frame.time_base = time_base
+        frames.append(frame)
+    return frames

@@ -19,7 +19,15 @@ Probabilities become segments with hysteresis, like silero's own ``VADIterator``
 
 ``is_speaking`` turns on once the current run of speech has lasted
 :data:`MIN_SPEECH_SECS` and off when the segment ends, so it never flickers on
-for a click.
+for a click. It therefore lags the audio: it turns on about ``MIN_SPEECH_SECS``
+(0.25-0.29 s) after the onset and off about ``MIN_SILENCE_SECS`` (0.30-0.33 s) after
+the offset; :attr:`StreamingVad.speech_start_ts` gives the back-dated onset.
+
+Digital silence (chunks whose peak is below :data:`DIGITAL_SILENCE_PEAK`, about
+-80 dBFS: a muted track, a gap filled with zeros; no microphone is that quiet) is
+scored by the model only for the first :data:`ZERO_CHUNKS_SCORED` chunks of a run,
+which lets the model's state settle on silence; later such chunks get probability
+0 without a model call, so a muted participant costs almost no CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,6 +55,12 @@ MIN_SPEECH_SECS = 0.25
 MIN_SILENCE_SECS = 0.30
 #: Padding added to both ends of a reported segment, in seconds.
 PAD_SECS = 0.03
+# Samples of the previous chunk the model sees before each chunk (silero's context).
+_CONTEXT_SAMPLES = 64
+#: Peak (full scale 1.0) at or below which a chunk is digital silence: 3 LSB of s16, -80 dBFS.
+DIGITAL_SILENCE_PEAK = 1e-4
+#: Digital-silence chunks in a row still scored by the model (its hangover lasts ~3 chunks).
+ZERO_CHUNKS_SCORED = 4
 
 
 class VadModel(Protocol):
@@ -77,6 +91,48 @@ class SpeechSegment:
         return self.end_ts - self.start_ts
 
 
+class SileroOnnxModel:
+    """silero-vad's ONNX model run on numpy arrays, without torch.
+
+    The same computation as silero's own ``OnnxWrapper`` at 16 kHz, batch 1: the
+    model sees the previous chunk's last :data:`_CONTEXT_SAMPLES` samples before
+    each 512-sample chunk and carries a ``(2, 1, 128)`` recurrent state. Skipping
+    the wrapper's per-chunk torch conversions saves about a quarter of the VAD's CPU.
+    Not thread-safe; one per stream.
+    """
+
+    def __init__(self, session: Any) -> None:
+        """Wrap an ``onnxruntime.InferenceSession`` of ``silero_vad.onnx``."""
+        self.session = session
+        self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, _CONTEXT_SAMPLES), dtype=np.float32)
+
+    def reset_states(self, batch_size: int = 1) -> None:
+        """Forget the recurrent state and context."""
+        if batch_size != 1:
+            raise ValueError("SileroOnnxModel runs batch 1 only")
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, _CONTEXT_SAMPLES), dtype=np.float32)
+
+    def __call__(self, x: object, sr: int) -> np.ndarray:
+        """Speech probability of one 512-sample chunk, as a ``(1, 1)`` array.
+
+        Raises:
+            ValueError: If ``sr`` is not 16 kHz or ``x`` is not 512 samples.
+        """
+        chunk = np.asarray(x, dtype=np.float32).reshape(1, -1)
+        if sr != SAMPLE_RATE or chunk.shape[1] != CHUNK_SAMPLES:
+            raise ValueError("SileroOnnxModel takes 512 samples at 16 kHz")
+        inp = np.concatenate([self._context, chunk], axis=1)
+        out, self._state = self.session.run(
+            None, {"input": inp, "state": self._state, "sr": self._sr}
+        )
+        self._context = inp[:, -_CONTEXT_SAMPLES:]
+        prob: np.ndarray = out
+        return prob
+
+
 def load_vad_model(onnx: bool = True) -> VadModel:
     """Load a fresh silero-vad model from the files inside the ``silero_vad`` wheel.
 
@@ -84,17 +140,20 @@ def load_vad_model(onnx: bool = True) -> VadModel:
     stream its own. Takes about 0.1-0.25 s.
 
     Args:
-        onnx: Use the ONNX model through onnxruntime (default; ~0.3 ms per chunk,
-            single-threaded session) instead of the TorchScript one (~0.7 ms).
+        onnx: Use the ONNX model through onnxruntime on numpy arrays (default;
+            :class:`SileroOnnxModel`, ~0.25 ms per chunk, single-threaded session)
+            instead of the TorchScript one (~0.7 ms).
 
     Returns:
-        The model, called as ``model(torch_tensor_of_512, 16000)``.
+        The model, called as ``model(chunk_of_512, 16000)`` (a torch tensor for
+        the TorchScript model).
     """
     from silero_vad import load_silero_vad
 
     if onnx:
-        model: VadModel = load_silero_vad(onnx=True)
-        return model
+        # silero's loader finds the file in the wheel and makes a single-threaded session.
+        wrapper = load_silero_vad(onnx=True)
+        return SileroOnnxModel(wrapper.session)
     with warnings.catch_warnings():
         # torch 2.13 deprecates torch.jit.load, which silero's jit path still uses;
         # the model itself loads and runs fine.
@@ -121,9 +180,31 @@ class StreamingVad:
         self._start_ts: float | None = None  # start of the open segment, unpadded
         self._silence_ts: float | None = None  # start of a candidate silence in the segment
         self._speech_end_ts = 0.0  # end of the last chunk scored as speech
+        self._zero_run = 0  # digital-silence chunks in a row just seen
         self.is_speaking = False
         #: Probability of the most recently scored chunk (0.0 before any).
         self.last_prob = 0.0
+        #: Chunks scored by the model, and chunks given 0 as digital silence, since creation.
+        self.model_calls = 0
+        self.skipped_silent_chunks = 0
+
+    @property
+    def speech_start_ts(self) -> float | None:
+        """Padded start of the open segment, as it will be reported; None outside one."""
+        if self._start_ts is None:
+            return None
+        first = self._first_ts if self._first_ts is not None else self._start_ts
+        return max(first, self._start_ts - PAD_SECS)
+
+    @property
+    def speech_end_ts(self) -> float | None:
+        """End of the newest chunk scored as speech in the open segment; None outside one."""
+        return None if self._start_ts is None else self._speech_end_ts
+
+    @property
+    def scored_until_ts(self) -> float | None:
+        """Meeting time just after the last scored chunk (samples after it are buffered)."""
+        return None if self._first_ts is None else self._pending_ts
 
     def reset(self) -> None:
         """Forget everything: model state, buffered samples and any open segment."""
@@ -134,6 +215,7 @@ class StreamingVad:
         self._start_ts = None
         self._silence_ts = None
         self._speech_end_ts = 0.0
+        self._zero_run = 0
         self.is_speaking = False
         self.last_prob = 0.0
 
@@ -143,11 +225,14 @@ class StreamingVad:
         Raises:
             ValueError: If ``chunk`` does not hold 512 samples.
         """
-        import torch
-
         if chunk.shape != (CHUNK_SAMPLES,):
             raise ValueError(f"silero-vad needs chunks of exactly {CHUNK_SAMPLES} samples")
-        out = self._model(torch.from_numpy(np.ascontiguousarray(chunk, np.float32)), SAMPLE_RATE)
+        chunk = np.ascontiguousarray(chunk, np.float32)
+        if isinstance(self._model, SileroOnnxModel):
+            return float(self._model(chunk, SAMPLE_RATE).item())
+        import torch
+
+        out = self._model(torch.from_numpy(chunk), SAMPLE_RATE)
         return float(out.item())  # type: ignore[attr-defined]
 
     def process(self, samples: np.ndarray, ts: float) -> list[SpeechSegment]:
@@ -171,7 +256,16 @@ class StreamingVad:
         for k in range(n_chunks):
             chunk = buf[k * CHUNK_SAMPLES : (k + 1) * CHUNK_SAMPLES]
             chunk_ts = self._pending_ts + k * chunk_secs
-            prob = self.chunk_prob(chunk)
+            if float(np.max(np.abs(chunk))) > DIGITAL_SILENCE_PEAK:
+                self._zero_run = 0
+            else:
+                self._zero_run += 1
+            if self._zero_run > ZERO_CHUNKS_SCORED:
+                prob = 0.0
+                self.skipped_silent_chunks += 1
+            else:
+                prob = self.chunk_prob(chunk)
+                self.model_calls += 1
             self.last_prob = prob
             segment = self._step(prob, chunk_ts, chunk_ts + chunk_secs)
             if segment is not None:

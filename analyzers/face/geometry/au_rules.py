@@ -3,9 +3,17 @@
 Rules follow the commonly cited EMFACS prototypes (not checked against the EMFACS
 manual itself) plus seed B's "confusion". Every AU group of a rule must have an AU
 whose intensity is **above** the rule's threshold; a group with alternatives
-(``AU05/AU07``) needs any one of them. Thresholds are on OpenFace's ``AUxx_r`` 0-5
-scale (seed B's values); geometric proxies must be baseline-subtracted and scaled to
-something comparable, or given their own thresholds via ``rules=``.
+(``AU05/AU07``) needs any one of them. :data:`DEFAULT_RULES` thresholds are on
+OpenFace's ``AUxx_r`` 0-5 scale (seed B's values), for OpenFace-style input.
+
+**Geometric proxies** are not on that scale: raw they are fractions of the inter-ocular
+distance with person-specific resting values. Convert them first with
+:meth:`analyzers.face.baseline.NeutralBaseline.intensities`, which subtracts the
+person's neutral value and maps the change to 0-5 (``clip((raw - neutral) / k, 0, 5)``,
+scale constants in :mod:`analyzers.face.baseline`), and apply :data:`PROXY_RULES`: the
+same AU groups with every threshold at **1.0**, FACS's "trace" level, because single-frame
+geometric intensities below about 1 are mostly landmark jitter (about 0.5 intensity
+units on a webcam face). Raw, un-normalised proxies must not be fed to either rule set.
 
 ======== ================================ ========= =====================================
 label    AUs (all groups required)        threshold notes
@@ -34,6 +42,7 @@ column without an intensity (OpenFace's AU28) is not an intensity and is dropped
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +70,15 @@ def normalize_au_name(name: str) -> str:
     return f"AU{int(match.group(1)):02d}"
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_au_name(name: str) -> tuple[str, bool] | None:
+    """``(canonical name, is a presence column)``, or None; cached, names repeat per frame."""
+    match = _AU_NAME.match(name.strip())
+    if match is None:
+        return None
+    return f"AU{int(match.group(1)):02d}", (match.group(2) or "").lower() == "c"
+
+
 def normalize_aus(values: Mapping[str, float]) -> dict[str, float]:
     """Map intensities keyed by any supported name to canonical ``"AUxx"`` keys.
 
@@ -76,11 +94,11 @@ def normalize_aus(values: Mapping[str, float]) -> dict[str, float]:
     intensities: dict[str, float] = {}
     absent: set[str] = set()
     for name, value in values.items():
-        match = _AU_NAME.match(name.strip())
-        if match is None:
+        parsed = _parse_au_name(name)
+        if parsed is None:
             continue
-        canonical = f"AU{int(match.group(1)):02d}"
-        if (match.group(2) or "").lower() == "c":
+        canonical, is_presence = parsed
+        if is_presence:
             if float(value) <= 0.0:
                 absent.add(canonical)
             continue
@@ -105,13 +123,23 @@ class AuRule:
     threshold: float
 
 
-#: The rules of the module docstring's table.
+#: The rules of the module docstring's table, for OpenFace ``AUxx_r`` intensities.
 DEFAULT_RULES: tuple[AuRule, ...] = (
     AuRule("joy", (("AU06",), ("AU12",)), 0.6),
     AuRule("surprise", (("AU01",), ("AU02",), ("AU05",), ("AU26",)), 0.4),
     AuRule("anger", (("AU04",), ("AU05", "AU07"), ("AU23",)), 0.4),
     AuRule("sadness", (("AU01",), ("AU04",), ("AU15",)), 0.6),
     AuRule("confusion", (("AU04",), ("AU07",)), 0.7),
+)
+
+#: Threshold of :data:`PROXY_RULES`: FACS "trace" (A) on the 0-5 scale.
+PROXY_RULE_THRESHOLD = 1.0
+
+#: The same rules for baseline-relative geometric intensities
+#: (:meth:`analyzers.face.baseline.NeutralBaseline.intensities`), every threshold at
+#: :data:`PROXY_RULE_THRESHOLD`.
+PROXY_RULES: tuple[AuRule, ...] = tuple(
+    AuRule(rule.label, rule.groups, PROXY_RULE_THRESHOLD) for rule in DEFAULT_RULES
 )
 
 

@@ -32,10 +32,10 @@ applies, from the median interval of recent samples.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Sample rate from which a ~100 ms closure is always sampled at least once.
@@ -113,6 +113,9 @@ class BlinkDetector:
         self._closed_since: float | None = None
         self._last_closed_ts: float | None = None
         self._min_ear = float("inf")
+        # Medians cached between appends: both are read on every frame.
+        self._open_ear: float | None = None
+        self._sample_fps: float | None = None
         # After a missing sample a closure may already be under way; wait for an open
         # eye before a new closure can start, so half a blink is not counted.
         self._awaiting_open = False
@@ -122,21 +125,29 @@ class BlinkDetector:
         """The person's open-eye EAR (median of recent open samples), or None yet."""
         if len(self._open_ears) < self.params.min_baseline_samples:
             return None
-        return float(np.median(self._open_ears))
+        if self._open_ear is None:
+            self._open_ear = statistics.median(self._open_ears)
+        return self._open_ear
 
     @property
     def sample_fps(self) -> float | None:
         """Sample rate from the median interval of recent samples, or None yet."""
         if not self._intervals:
             return None
-        median = float(np.median(self._intervals))
-        return None if median <= 0 else 1.0 / median
+        if self._sample_fps is None:
+            median = statistics.median(self._intervals)
+            self._sample_fps = 0.0 if median <= 0 else 1.0 / median
+        return self._sample_fps or None
 
     @property
     def observable(self) -> bool:
         """Whether the sample rate is high enough to see most blinks."""
         fps = self.sample_fps
         return fps is not None and fps >= self.params.min_observable_fps
+
+    def _add_open(self, ear: float) -> None:
+        self._open_ears.append(ear)
+        self._open_ear = None
 
     @property
     def is_closed(self) -> bool:
@@ -155,6 +166,7 @@ class BlinkDetector:
         """
         if self._last_ts is not None and ts > self._last_ts:
             self._intervals.append(ts - self._last_ts)
+            self._sample_fps = None
         self._last_ts = ts
         if ear is None:
             # The closure's end was not seen, so it cannot be counted.
@@ -164,7 +176,7 @@ class BlinkDetector:
             return None
         open_ear = self.open_ear
         if open_ear is None:
-            self._open_ears.append(ear)
+            self._add_open(ear)
             self._last_open_ts = ts
             return None
         p = self.params
@@ -182,7 +194,7 @@ class BlinkDetector:
             # Only clearly open samples feed the reference, so partial closures
             # do not drag it down.
             if ear > open_ear * (p.closed_ratio + p.hysteresis):
-                self._open_ears.append(ear)
+                self._add_open(ear)
             self._last_open_ts = ts
             return None
         if ear <= open_ear * (p.closed_ratio + p.hysteresis):
@@ -195,7 +207,7 @@ class BlinkDetector:
         longest = ts - (self._last_open_ts if self._last_open_ts is not None else start)
         self._closed_since = None
         self._last_open_ts = ts
-        self._open_ears.append(ear)
+        self._add_open(ear)
         if longest >= p.min_closed_secs and shortest <= p.max_closed_secs:
             return BlinkEvent(start, ts, shortest, longest, self._min_ear)
         return None

@@ -12,6 +12,8 @@ The AU values are **proxies**, not FACS intensities: scale-free geometric ratios
 33 and 263) that grow when the action unit is active. Their neutral values depend on
 the person's face, so compare them with a per-person neutral baseline (subtract it)
 before thresholding; they are not on OpenFace's 0-5 ``AUxx_r`` scale.
+:class:`analyzers.face.baseline.NeutralBaseline` does both: it learns the neutral
+values from a face's first seconds and maps the change to a 0-5 intensity.
 """
 
 from __future__ import annotations
