@@ -72,3 +72,15 @@ def run(name: str, sample: Any) -> Any:
     if analyzer is None:
         raise AnalyzerUnavailable(_unavailable.get(name, f"analyzer {name!r} is not loaded"))
     return analyzer.analyze(sample)
+
+
+def run_batch(name: str, samples: list[Any]) -> list[Any]:
+    """Analyse several samples in one call (one forward pass where the analyzer can).
+
+    Raises:
+        AnalyzerUnavailable: The analyzer's model could not be loaded.
+    """
+    analyzer = _loaded.get(name)
+    if analyzer is None:
+        raise AnalyzerUnavailable(_unavailable.get(name, f"analyzer {name!r} is not loaded"))
+    return analyzer.analyze_batch(samples)

@@ -8,6 +8,7 @@ separate from use so that a slow load never happens in the middle of a meeting;
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel
@@ -45,3 +46,7 @@ class Analyzer(ABC, Generic[In, Out]):
     @abstractmethod
     def analyze(self, sample: In) -> Out:
         """Analyse one sample. Synchronous; never touches the event loop."""
+
+    def analyze_batch(self, samples: Sequence[In]) -> list[Out]:
+        """Analyse several samples; analyzers that can batch their models override this."""
+        return [self.analyze(sample) for sample in samples]

@@ -1,4 +1,4 @@
-"""The ``meetmood`` command: serve, meeting create/list.
+"""The ``meetmood`` command: serve, meeting create/list, eval and bench.
 
 Settings come from config/default.toml, ``--config FILE``, ``MEETMOOD_*``
 environment variables and the flags here, in that order.
@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from analyzers.face.emotion import FaceEmotionAnalyzer, FaceEmotionParams
 
 log = logging.getLogger("meetmood")
 
@@ -88,7 +92,142 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--seconds", type=float, default=20.0, help="measured duration")
     pipe.add_argument("--send-fps", type=float, default=15.0, help="camera frame rate sent")
     pipe.add_argument("--json", action="store_true", help="print JSON")
+
+    faces = bsub.add_parser(
+        "faces",
+        help="faces per second of detection + landmarks + emotion at several batch sizes, "
+        "against DeepFace.analyze on the same frames",
+    )
+    _add_config_flags(faces)
+    _add_face_flags(faces)
+    faces.add_argument(
+        "--batch-sizes",
+        type=_batch_sizes,
+        default=BENCH_BATCH_SIZES,
+        metavar="N,N,...",
+        help="frames per call to measure (default 1,8,32)",
+    )
+    faces.add_argument(
+        "--seconds", type=float, default=5.0, help="least measured time per configuration"
+    )
+    faces.add_argument(
+        "--repeats", type=int, default=3, help="least calls per configuration (default 3)"
+    )
+    faces.add_argument(
+        "--threads",
+        type=int,
+        help="torch and OpenCV threads for both paths (default: the configured torch_threads; "
+        "OpenCV's own default)",
+    )
+    faces.add_argument(
+        "--no-deepface", action="store_true", help="skip DeepFace's timing and crop comparison"
+    )
+    faces.add_argument("--json", action="store_true", help="print JSON")
+
+    voice = bsub.add_parser("voice", help="CPU cost of the voice path (VAD, prosody, emotion)")
+    _add_config_flags(voice)
+    voice.add_argument("--seconds", type=float, default=30.0, help="synthesised audio length")
+    voice.add_argument(
+        "--model",
+        help="speech-emotion model id or folder, loaded offline "
+        "(default: a tiny random Wav2Vec2, for speed only)",
+    )
+    voice.add_argument(
+        "--device", choices=DEVICES, default="cpu", help="torch device of the emotion model"
+    )
+    voice.add_argument("--json", action="store_true", help="print JSON")
+
+    evaluate = sub.add_parser("eval", help="measure accuracy on labelled images")
+    esub = evaluate.add_subparsers(dest="eval_command", required=True)
+    ev_faces = esub.add_parser(
+        "faces",
+        help="accuracy, per-class precision/recall and confusion matrix of the face "
+        "emotion model on a folder of labelled images",
+    )
+    ev_faces.add_argument("folder", type=Path, metavar="DIR", help="folder of images")
+    ev_faces.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="'filename,label' rows; label one of angry, disgust, fear, happy, sad, surprise, "
+        "neutral or an alias (anger, happiness, surprised, KDEF/JAFFE codes, ...)",
+    )
+    ev_faces.add_argument(
+        "--crops",
+        action="store_true",
+        help="the images are tight face crops: no detection, the whole image is the face",
+    )
+    ev_faces.add_argument(
+        "--compare-deepface",
+        action="store_true",
+        help="also read the same model on the largest face DeepFace.extract_faces (opencv) "
+        "cuts out",
+    )
+    _add_config_flags(ev_faces)
+    _add_face_flags(ev_faces, model=True)
+    ev_faces.add_argument("--verbose", action="store_true", help="add a per-image table")
+    ev_faces.add_argument("--json", action="store_true", help="print JSON")
+
+    ev_detect = esub.add_parser("detect", help="face detection counts against expected counts")
+    ev_detect.add_argument("folder", type=Path, metavar="DIR", help="folder of images")
+    ev_detect.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="'filename,faces' rows: the number of faces in each image",
+    )
+    _add_config_flags(ev_detect)
+    _add_face_flags(ev_detect, model=False)
+    ev_detect.add_argument(
+        "--max-faces",
+        type=int,
+        default=16,
+        help="most faces counted per image (default 16, the analyzer's maximum)",
+    )
+    ev_detect.add_argument("--verbose", action="store_true", help="add a per-image table")
+    ev_detect.add_argument("--json", action="store_true", help="print JSON")
+
+    sets = esub.add_parser(
+        "sample-sets",
+        help="write the evaluation sets that can be made offline from scikit-image's data",
+    )
+    sets.add_argument("folder", type=Path, metavar="DIR", help="folder to write into")
+    _add_config_flags(sets)
     return parser
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+BENCH_BATCH_SIZES = (1, 8, 32)
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers like 1,8,32") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers >= 1 like 1,8,32")
+    return sizes
+
+
+def _add_face_flags(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+    # Defaults come from [analyzers.face_emotion]; these flags override them.
+    p.add_argument(
+        "--detector",
+        choices=("mediapipe", "haar"),
+        help="face detector (default: analyzers.face_emotion.detector)",
+    )
+    if model:
+        p.add_argument(
+            "--model",
+            choices=("mini_xception", "deepface"),
+            help="emotion model (default: analyzers.face_emotion.model)",
+        )
+    p.add_argument(
+        "--device", choices=DEVICES, help="torch device (default: analyzers.face_emotion.device)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -187,7 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"meetmood: cannot start the server: {e}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "eval":
+        return _eval_command(settings, args)
     if args.command == "bench":
+        if args.bench_command == "faces":
+            return _bench_faces_command(settings, args)
+        if args.bench_command == "voice":
+            return _bench_voice_command(args)
         from bot.bench import bench_pipeline, format_figures
 
         figures = asyncio.run(
@@ -197,3 +342,185 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     asyncio.run(_meeting_command(settings, args))
     return 0
+
+
+def face_params_from_args(settings: Settings, args: argparse.Namespace) -> FaceEmotionParams:
+    """The configured face analyzer params with this command's flags applied."""
+    from analyzers.face.emotion import FaceEmotionParams
+
+    update: dict[str, Any] = {}
+    for flag in ("detector", "model", "device", "max_faces"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            update[flag] = value
+    merged = settings.analyzers.face_emotion.model_dump() | update
+    return FaceEmotionParams.model_validate(merged)
+
+
+def _load_face_analyzer(params: FaceEmotionParams) -> FaceEmotionAnalyzer | None:
+    from analyzers.face.emotion import FaceEmotionAnalyzer
+
+    try:
+        return FaceEmotionAnalyzer.load(params)
+    # ValueError: device not available; RuntimeError: weights missing or unloadable.
+    except (ValueError, RuntimeError) as e:
+        print(f"meetmood: cannot load the face analyzer: {e}", file=sys.stderr)
+        return None
+
+
+def _eval_command(settings: Settings, args: argparse.Namespace) -> int:
+    from analyzers.face import eval as face_eval
+
+    if args.eval_command == "sample-sets":
+        from analyzers.face.bench import write_sample_sets
+
+        try:
+            folders = write_sample_sets(args.folder)
+        except (OSError, RuntimeError) as e:
+            print(f"meetmood: {e}", file=sys.stderr)
+            return 1
+        for name, path in folders.items():
+            csv_name = "counts.csv" if name == "detect" else "labels.csv"
+            print(f"{name}: {path}  (labels: {path / csv_name})")
+        return 0
+    try:
+        params = face_params_from_args(settings, args)
+    except ValueError as e:  # pydantic's ValidationError, e.g. --max-faces 40
+        print(f"meetmood: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.eval_command == "faces":
+            if args.crops and args.compare_deepface:
+                raise face_eval.EvalInputError(
+                    "--compare-deepface compares detectors' crops; it does not apply to --crops"
+                )
+            labels = face_eval.read_emotion_labels(args.labels)
+            face_eval.check_images(args.folder, [name for name, _ in labels])
+            analyzer = _load_face_analyzer(params)
+            if analyzer is None:
+                return 1
+            report = face_eval.emotion_report(
+                face_eval.predict_emotions(analyzer, args.folder, labels, crops=args.crops)
+            )
+            settings_shown: dict[str, object] = {
+                "model": analyzer.params.model,
+                "detector": "none (--crops)" if args.crops else params.detector,
+                "device": str(analyzer.device),
+            }
+            other = None
+            if args.compare_deepface:
+                other = face_eval.emotion_report(
+                    face_eval.predict_emotions_on_deepface_crops(analyzer, args.folder, labels)
+                )
+            if args.json:
+                out = {"settings": settings_shown | {"crops": args.crops}} | report.to_dict()
+                if other is not None:
+                    out["deepface_crops"] = other.to_dict()
+                print(json.dumps(out, indent=2))
+            else:
+                print(
+                    face_eval.format_emotion_report(
+                        report, "face emotion eval", settings_shown, verbose=args.verbose
+                    )
+                )
+                if other is not None:
+                    print()
+                    print(
+                        face_eval.format_emotion_report(
+                            other,
+                            "same model on DeepFace's crops",
+                            {"faces": "DeepFace.extract_faces(detector_backend='opencv')"},
+                            verbose=args.verbose,
+                        )
+                    )
+            return 0
+        counts = face_eval.read_face_counts(args.labels)
+        face_eval.check_images(args.folder, [name for name, _ in counts])
+        analyzer = _load_face_analyzer(params)
+        if analyzer is None:
+            return 1
+        detection = face_eval.detection_report(face_eval.count_faces(analyzer, args.folder, counts))
+        shown: dict[str, object] = {
+            "detector": params.detector,
+            "device": str(analyzer.device),
+            "min_face_px": params.min_face_px,
+            "max_faces": params.max_faces,
+        }
+        if args.json:
+            print(json.dumps({"settings": shown} | detection.to_dict(), indent=2))
+        else:
+            print(
+                face_eval.format_detection_report(
+                    detection, "face detection eval", shown, verbose=args.verbose
+                )
+            )
+        return 0
+    except face_eval.EvalInputError as e:
+        print(f"meetmood: {e}", file=sys.stderr)
+        return 2
+
+
+def _bench_faces_command(settings: Settings, args: argparse.Namespace) -> int:
+    from analyzers.face.bench import bench_faces, format_face_bench
+
+    try:
+        params = face_params_from_args(settings, args)
+    except ValueError as e:
+        print(f"meetmood: {e}", file=sys.stderr)
+        return 2
+    if args.threads is not None and args.threads < 1:
+        print("meetmood: --threads must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        result = bench_faces(
+            params,
+            batch_sizes=args.batch_sizes,
+            seconds=args.seconds,
+            repeats=args.repeats,
+            threads=args.threads,
+            with_deepface=not args.no_deepface,
+        )
+    except (ValueError, RuntimeError) as e:
+        print(f"meetmood: face bench failed: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else format_face_bench(result))
+    return 0
+
+
+def _bench_voice_command(args: argparse.Namespace) -> int:
+    from analyzers.voice.bench import bench_voice
+
+    try:
+        result = bench_voice(seconds=args.seconds, model=args.model, device=args.device)
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"meetmood: voice bench failed: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else format_voice_bench(result))
+    return 0
+
+
+def format_voice_bench(result: dict[str, Any]) -> str:
+    """``bench_voice``'s figures as a readable table."""
+    rows = [
+        ("audio", f"{result['audio_secs']:.1f} s ({result['audio_source']})"),
+        ("voiced", f"{result['voiced_secs']:.1f} s in {result['segments']} segments"),
+        (
+            "VAD + prosody, CPU",
+            f"{result['vad_prosody_cpu_pct_of_core']:.2f} % of one core "
+            f"(wall {result['vad_prosody_wall_pct']:.2f} % of real time)",
+        ),
+        ("VAD model calls", str(result["vad_model_calls"])),
+        (
+            "emotion pieces",
+            f"{result['emotion_pieces']} ({result['emotion_piece_secs']:.1f} s)",
+        ),
+        ("emotion model", str(result["emotion_model"])),
+        (
+            "emotion, CPU",
+            f"{result['emotion_cpu_ms_per_voiced_sec']:.1f} ms per voiced second "
+            f"(wall {result['emotion_wall_ms_per_voiced_sec']:.1f} ms)",
+        ),
+        ("ring buffer", f"{result['ring_nbytes'] / 1024:.0f} KiB"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -7,6 +7,11 @@ models, so a slow or failing load surfaces at start-up, never mid-meeting.
 A crashed worker breaks the whole pool; the pool is then rebuilt once per
 failure and the call that saw the crash fails (its participant goes stale for
 one tick).
+
+:meth:`InferencePool.run_batched` coalesces requests: while the workers are
+busy, requests for the same analyzer from every participant wait together and
+go to a worker as one batch (one forward pass per network for all their faces).
+An idle pool sends a lone request at once, so batching never adds latency.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class InferencePool:
         self._restart_lock = asyncio.Lock()
         #: Analyzer name -> why its model could not be loaded (filled by :meth:`start`).
         self.unavailable: dict[str, str] = {}
+        self._batchers: dict[str, _Batcher] = {}
+        #: Sizes of the batches sent by :meth:`run_batched` (for benchmarks).
+        self.batch_sizes: list[int] = []
 
     def _new_executor(self) -> Executor:
         if self.mode == "process":
@@ -119,6 +127,36 @@ class InferencePool:
             await self._restart(executor)
             raise
 
+    async def run_batched(
+        self, name: str, sample: Any, timeout_secs: float, max_batch: int = 16
+    ) -> Any:
+        """Analyse one sample, batched with other callers' samples for the same analyzer.
+
+        Raises:
+            TimeoutError: the result took longer than ``timeout_secs``.
+            BrokenProcessPool: a worker died; the pool has been rebuilt for the next call.
+        """
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            batcher = self._batchers[name] = _Batcher(self, name, max_batch)
+        return await batcher.run(sample, timeout_secs)
+
+    async def _run_batch(self, name: str, samples: list[Any]) -> list[Any]:
+        if self._executor is None:
+            raise RuntimeError("inference pool is not started")
+        executor = self._executor
+        loop = asyncio.get_running_loop()
+        try:
+            result: list[Any] = await loop.run_in_executor(
+                executor, _worker.run_batch, name, samples
+            )
+        except BrokenProcessPool:
+            await self._restart(executor)
+            raise
+        self.batch_sizes.append(len(samples))
+        del self.batch_sizes[:-1000]
+        return result
+
     async def _restart(self, broken: Executor) -> None:
         async with self._restart_lock:
             if self._executor is not broken or not self._owns_executor:
@@ -130,8 +168,72 @@ class InferencePool:
 
     async def close(self) -> None:
         """Stop the workers (pending calls are cancelled)."""
+        for batcher in self._batchers.values():
+            await batcher.close()
         executor, self._executor = self._executor, None
         if executor is not None and self._owns_executor:
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: executor.shutdown(wait=True, cancel_futures=True)
             )
+
+
+class _Batcher:
+    """Coalesces concurrent requests for one analyzer into batch calls (event loop only).
+
+    At most ``pool.workers`` batches are in flight; requests that arrive meanwhile
+    wait and leave together as the next batch (at most ``max_batch`` samples).
+    """
+
+    def __init__(self, pool: InferencePool, name: str, max_batch: int) -> None:
+        self._pool = pool
+        self._name = name
+        self._max_batch = max_batch
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, sample: Any, timeout_secs: float) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((sample, future))
+        self._dispatch()
+        # A caller that times out cancels its future; its sample may still be in a batch,
+        # whose result is then dropped.
+        return await asyncio.wait_for(future, timeout_secs)
+
+    def _dispatch(self) -> None:
+        while self._pending and len(self._in_flight) < self._pool.workers:
+            batch = [(s, f) for s, f in self._pending[: self._max_batch] if not f.done()]
+            del self._pending[: self._max_batch]
+            if not batch:
+                continue
+            task = asyncio.create_task(self._call(batch), name=f"inference.{self._name}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._dispatch()
+
+    async def _call(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._pool._run_batch(self._name, [s for s, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as e:  # handed to every caller of the batch
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def close(self) -> None:
+        tasks = list(self._in_flight)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, future in self._pending:
+            future.cancel()
+        self._pending.clear()

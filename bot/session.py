@@ -280,7 +280,7 @@ class ParticipantSession:
                     self._pipeline.analysis_max_side,
                 )
                 started = time.perf_counter()
-                analysis: FaceAnalysis = await self._pool.run(
+                analysis: FaceAnalysis = await self._pool.run_batched(
                     "face_emotion", sample, self._pipeline.inference_timeout_secs
                 )
                 elapsed_ms = (time.perf_counter() - started) * 1000

@@ -67,7 +67,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from analyzers.face.mediapipe import roi as geometry  # noqa: E402
 from analyzers.face.mediapipe.blazeface import BlazeFace  # noqa: E402
-from analyzers.face.mediapipe.blocks import SameConv2d  # noqa: E402
+from analyzers.face.mediapipe.blazeface_full_range import BlazeFaceFullRange  # noqa: E402
+from analyzers.face.mediapipe.blocks import SameConv2d, same_pad  # noqa: E402
 from analyzers.face.mediapipe.facemesh import FaceMesh  # noqa: E402
 from analyzers.face.mediapipe.iris import IrisLandmark  # noqa: E402
 from analyzers.face.mediapipe.landmarker import FaceLandmarker, eye_crops  # noqa: E402
@@ -101,6 +102,11 @@ SOURCES: dict[str, Source] = {
         "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
         "iris_landmark.pt",
     ),
+    "blazeface_full_range": Source(
+        "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+        "blazeface_full_range.pt",
+    ),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -109,7 +115,12 @@ SOURCES: dict[str, Source] = {
 #   Model: 1 operator_codes, 2 subgraphs, 4 buffers
 #   OperatorCode: 0 deprecated_builtin_code (int8), 3 builtin_code (int32)
 #   SubGraph: 0 tensors, 3 operators
-#   Tensor: 0 shape, 1 type, 2 buffer, 3 name
+#   Tensor: 0 shape, 1 type, 2 buffer, 3 name, 6 sparsity
+#   SparsityParameters: 0 traversal_order, 1 block_map, 2 dim_metadata
+#   DimensionMetadata: 0 format (0 DENSE, 1 SPARSE_CSR), 1 dense_size,
+#     2/3 array_segments (union type, table), 4/5 array_indices (union type, table);
+#     union types 1 Int32Vector, 2 Uint16Vector, 3 Uint8Vector, each a table whose field 0
+#     is the values vector
 #   Operator: 0 opcode_index, 1 inputs, 2 outputs, 4 builtin_options
 #   Buffer: 0 data
 #   Conv2DOptions: 0 padding, 1 stride_w, 2 stride_h
@@ -119,9 +130,12 @@ SOURCES: dict[str, Source] = {
 OP_CONV_2D = 3
 OP_DEPTHWISE_CONV_2D = 4
 OP_DEQUANTIZE = 6
+OP_PAD = 34
 OP_PRELU = 54
+OP_DENSIFY = 124
 PADDING_NAMES = {0: "SAME", 1: "VALID"}
 TENSOR_DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<i4"}  # FLOAT32, FLOAT16, INT32
+SPARSE_INDEX_FORMATS = {1: "i", 2: "H", 3: "B"}
 
 
 class Table:
@@ -181,6 +195,11 @@ class Table:
         """Return a string field."""
         return self.raw(index).decode()
 
+    def numbers(self, index: int, fmt: str) -> list[int]:
+        """Return a vector of integers of struct format ``fmt`` (``"B"``, ``"H"``, ``"i"``)."""
+        start, count = self._vector(index)
+        return list(struct.unpack_from(f"<{count}{fmt}", self.buf, start))
+
 
 @dataclass(frozen=True)
 class TfliteLayer:
@@ -190,10 +209,66 @@ class TfliteLayer:
     padding: str | None
     stride: int | None
     weights: tuple[np.ndarray, ...]  # conv: (kernel, bias); prelu: (alpha,)
+    # (top, bottom, left, right) of an explicit PAD op feeding a convolution, else None.
+    input_pad: tuple[int, int, int, int] | None = None
 
 
-def read_tflite_layers(data: bytes) -> dict[str, TfliteLayer]:
-    """Return every CONV_2D, DEPTHWISE_CONV_2D and PRELU op's constants, by output tensor name."""
+def densify(shape: list[int], values: np.ndarray, sparsity: Table) -> np.ndarray:
+    """Expand a TFLite sparse constant (what the ``DENSIFY`` op does at run time).
+
+    Only the layout the MediaPipe models use is supported: dimensions in their
+    natural order, no blocks, all dense except the last, which is CSR (one
+    segment per row of the flattened leading dimensions, then column indices).
+
+    Raises:
+        ValueError: For any other sparse layout, or inconsistent index arrays.
+    """
+    order = sparsity.ints(0)
+    if order != list(range(len(shape))) or sparsity.ints(1):
+        raise ValueError(f"unsupported sparse layout: traversal {order}, blocks")
+    dims = list(sparsity.tables(2))
+    formats = [d.scalar(0, "b") for d in dims]
+    if formats != [0] * (len(shape) - 1) + [1]:
+        raise ValueError(f"unsupported sparse dimension formats {formats}")
+    if [d.scalar(1, "i") for d in dims[:-1]] != shape[:-1]:
+        raise ValueError("dense dimension sizes do not match the tensor shape")
+    last = dims[-1]
+
+    def index_vector(type_field: int, table_field: int) -> np.ndarray:
+        fmt = SPARSE_INDEX_FORMATS[last.scalar(type_field, "B")]
+        table = last.table(table_field)
+        assert table is not None
+        return np.asarray(table.numbers(0, fmt), dtype=np.int64)
+
+    segments = index_vector(2, 3)
+    indices = index_vector(4, 5)
+    rows = int(np.prod(shape[:-1]))
+    if (
+        len(segments) != rows + 1
+        or segments[0] != 0
+        or segments[-1] != len(indices)
+        or len(indices) != len(values)
+        or np.any(np.diff(segments) < 0)
+        or (len(indices) and (indices.min() < 0 or indices.max() >= shape[-1]))
+    ):
+        raise ValueError("inconsistent sparse index arrays")
+    dense = np.zeros((rows, shape[-1]), dtype=values.dtype)
+    row_of = np.repeat(np.arange(rows), np.diff(segments))
+    if np.unique(row_of * shape[-1] + indices).size != len(indices):
+        raise ValueError("duplicate sparse indices")
+    dense[row_of, indices] = values
+    return dense.reshape(shape)
+
+
+def read_tflite_layers(data: bytes, *, ordinal: bool = False) -> dict[str, TfliteLayer]:
+    """Return every CONV_2D, DEPTHWISE_CONV_2D and PRELU op's constants.
+
+    Keys are the names of the tensors the ops produce, or with ``ordinal`` ``"#k"``
+    for the k-th such op in execution order (for graphs whose tensor names are
+    long fused strings). Sparse constants (``DENSIFY``) are expanded; an explicit
+    ``PAD`` op in front of a convolution is recorded in
+    :attr:`TfliteLayer.input_pad`.
+    """
     model = Table(data, int(struct.unpack_from("<I", data, 0)[0]))
     opcodes = [
         max(c.scalar(0, "b"), c.scalar(3, "i")) for c in model.tables(1)
@@ -208,20 +283,35 @@ def read_tflite_layers(data: bytes) -> dict[str, TfliteLayer]:
         if not blob:
             return None
         dtype = TENSOR_DTYPES[t.scalar(1, "b")]
-        array: np.ndarray = np.frombuffer(blob, dtype=dtype).reshape(t.ints(0)).copy()
+        flat = np.frombuffer(blob, dtype=dtype)
+        sparsity = t.table(6)
+        if sparsity is not None:
+            return densify(t.ints(0), flat.copy(), sparsity)
+        array: np.ndarray = flat.reshape(t.ints(0)).copy()
         return array
 
     name = [t.string(3) for t in tensors]
     values: dict[int, np.ndarray] = {}
+    pads: dict[int, tuple[int, int, int, int]] = {}
     layers: dict[str, TfliteLayer] = {}
     for op in subgraph.tables(3):
         code = opcodes[op.scalar(0, "I")]
         inputs, outputs = op.ints(1), op.ints(2)
-        if code == OP_DEQUANTIZE:
-            source = constant(inputs[0])
+        if code in (OP_DEQUANTIZE, OP_DENSIFY):
+            source = values.get(inputs[0])
+            if source is None:
+                source = constant(inputs[0])
             if source is not None:
                 # float16 -> float32 is exact; this is all DEQUANTIZE does for fp16 weights.
-                values[outputs[0]] = source.astype(np.float32)
+                # DENSIFY's sparse input was expanded by constant() already.
+                values[outputs[0]] = source if code == OP_DENSIFY else source.astype(np.float32)
+            continue
+        if code == OP_PAD:
+            paddings = constant(inputs[1])
+            if paddings is not None and paddings.shape == (4, 2):
+                (n0, n1), (top, bottom), (left, right), (c0, c1) = paddings.tolist()
+                if n0 == n1 == c0 == c1 == 0:
+                    pads[outputs[0]] = (top, bottom, left, right)
             continue
         if code not in (OP_CONV_2D, OP_DEPTHWISE_CONV_2D, OP_PRELU):
             continue
@@ -244,7 +334,9 @@ def read_tflite_layers(data: bytes) -> dict[str, TfliteLayer]:
             stride = stride_h
             if code == OP_DEPTHWISE_CONV_2D and opts.scalar(3, "i", 1) != 1:
                 raise ValueError(f"{name[outputs[0]]}: depth multiplier != 1")
-        layers[name[outputs[0]]] = TfliteLayer(code, padding, stride, tuple(consts))
+        key = f"#{len(layers)}" if ordinal else name[outputs[0]]
+        input_pad = pads.get(inputs[0]) if code != OP_PRELU else None
+        layers[key] = TfliteLayer(code, padding, stride, tuple(consts), input_pad)
     return layers
 
 
@@ -330,11 +422,43 @@ def iris_layers() -> list[tuple[str, str]]:
     return pairs
 
 
+def full_range_layers() -> list[tuple[str, str]]:
+    """BlazeFace full range, by op order (``"#k"``: the k-th conv op the graph runs).
+
+    The graph's tensor names are fused strings of unrelated Keras layer names, so
+    this map lists the module's convolutions in the order the TFLite graph runs
+    them: each projection to the top-down path right after the stage it reads,
+    before that stage's stride-2 block. Shapes, strides and padding are checked
+    per layer when the weights are copied.
+    """
+    paths = ["stem"]
+
+    def blocks(prefix: str, count: int) -> list[str]:
+        return [f"{prefix}.{i}.{conv}" for i in range(count) for conv in ("dw1", "pw1", "dw2", "pw2")]
+
+    stages = BlazeFaceFullRange().stages
+    paths += blocks("stages.0", len(stages[0]))
+    for i in range(4):
+        if i >= 1:
+            paths.append(f"lateral.{i - 1}")
+        paths += [f"down.{i}.{conv}" for conv in ("dw1", "pw1", "dw2", "pw2")]
+        paths += blocks(f"stages.{i + 1}", len(stages[i + 1]))
+    top_down = BlazeFaceFullRange().top_down
+    for i in range(3):
+        paths.append(f"top.{i}")
+        paths += blocks(f"top_down.{i}", len(top_down[i]))
+    paths += ["cls.proj", "cls.depthwise", "reg.proj", "reg.depthwise"]
+    return [(path, f"#{k}") for k, path in enumerate(paths)]
+
+
 MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[], list[tuple[str, str]]]]] = {
     "blazeface": (BlazeFace, blazeface_layers),
     "facemesh": (FaceMesh, facemesh_layers),
     "iris": (IrisLandmark, iris_layers),
+    "blazeface_full_range": (BlazeFaceFullRange, full_range_layers),
 }
+#: Models whose layer maps name ops by execution order rather than output tensor.
+ORDINAL_MODELS = frozenset({"blazeface_full_range"})
 
 
 def _check_geometry(path: str, module: nn.Conv2d, layer: TfliteLayer) -> None:
@@ -342,10 +466,22 @@ def _check_geometry(path: str, module: nn.Conv2d, layer: TfliteLayer) -> None:
     if layer.stride != stride:
         raise ValueError(f"{path}: TFLite stride {layer.stride} != module stride {stride}")
     kernel = module.kernel_size[0]
-    # With kernel <= stride on an input divisible by the stride, SAME pads nothing and
-    # equals VALID; otherwise the module must pad exactly when the graph says SAME.
-    if kernel > stride and (layer.padding == "SAME") != isinstance(module, SameConv2d):
-        raise ValueError(f"{path}: TFLite padding {layer.padding} does not match the module")
+    # Total (left, right, top, bottom) padding on both sides. SAME on an input divisible by
+    # the stride pads same_pad() (nothing when kernel <= stride); an explicit PAD op in
+    # front of the op adds to it. The module must pad exactly the same.
+    graph = list(same_pad(kernel, stride)) if layer.padding == "SAME" else [0, 0, 0, 0]
+    if layer.input_pad is not None:
+        top, bottom, left, right = layer.input_pad
+        graph = [a + b for a, b in zip(graph, (left, right, top, bottom), strict=True)]
+    if isinstance(module, SameConv2d):
+        ours = list(same_pad(kernel, stride))
+    else:
+        pad = module.padding
+        if isinstance(pad, str) or pad[0] != pad[1]:
+            raise ValueError(f"{path}: module padding {pad} is not a symmetric pixel count")
+        ours = [pad[0]] * 4
+    if graph != ours:
+        raise ValueError(f"{path}: TFLite padding {graph} does not match the module's {ours}")
 
 
 def tflite_to_state_dict(name: str, data: bytes) -> OrderedDict[str, torch.Tensor]:
@@ -353,7 +489,7 @@ def tflite_to_state_dict(name: str, data: bytes) -> OrderedDict[str, torch.Tenso
     build, layer_map = MODELS[name]
     model = build()
     modules = dict(model.named_modules())
-    layers = read_tflite_layers(data)
+    layers = read_tflite_layers(data, ordinal=name in ORDINAL_MODELS)
     arrays: dict[str, np.ndarray] = {}
     used: set[str] = set()
     for path, tensor_name in layer_map():

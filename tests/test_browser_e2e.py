@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.media import make_tone, write_wav, write_y4m
+from analyzers.voice.synth import espeak_speech
+from tests.media import write_wav, write_y4m
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
 
@@ -90,9 +92,14 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    """Debian's Chromium with a fake camera (y4m of a real face) and microphone (tone)."""
+    """Debian's Chromium with a fake camera (y4m of a real face) and microphone (speech).
+
+    The microphone plays espeak-ng speech followed by silence, in a loop.
+    """
     y4m = write_y4m(tmp_path / "face.y4m", frames=60)
-    wav = write_wav(tmp_path / "tone.wav", make_tone(440, secs=2.0, sample_rate=48_000), 48_000)
+    speech = espeak_speech("Good morning everyone. Let us look at the plan for this week.")
+    pcm = np.concatenate([speech, np.zeros(32_000, np.float32)]) * 32767
+    wav = write_wav(tmp_path / "speech.wav", pcm, 16_000)
     async with async_playwright() as p:
         b = await p.chromium.launch(
             executable_path=CHROMIUM,
@@ -124,7 +131,9 @@ async def _events(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str
         yield json.loads(msg.data)
 
 
-async def test_browser_participant_shows_in_sidebar(server: str, browser: Browser) -> None:
+async def test_browser_participant_shows_in_sidebar(
+    server: str, browser: Browser, tmp_path: Path
+) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{server}/api/meetings", json={"name": "E2E"}) as resp:
             assert resp.status == 201
@@ -150,16 +159,29 @@ async def test_browser_participant_shows_in_sidebar(server: str, browser: Browse
         await page.click("#agree")
         await page.wait_for_function("window.meetmood.state === 'connected'", timeout=20_000)
 
-        # The sidebar socket reports a visible face with 7 probabilities.
-        async with asyncio.timeout(40):
+        # The sidebar socket reports a visible face with 7 probabilities and landmark
+        # readings, and the voice: speaking, with talk time.
+        face_state = voice_state = None
+        async with asyncio.timeout(60):
             async for event in events:
-                if event["type"] == "participant_state" and event["state"]["face_visible"]:
-                    state = event["state"]
+                if event["type"] != "participant_state":
+                    continue
+                state = event["state"]
+                if state["face_visible"] and state["face"]:
+                    face_state = state
+                voice = state["voice"]
+                if voice and voice["is_speaking"] and voice["talk_secs"] > 0.5:
+                    voice_state = state
+                if face_state and voice_state:
                     break
-        probs = state["emotion"]["probs"]
+        assert face_state is not None and voice_state is not None
+        probs = face_state["emotion"]["probs"]
         assert len(probs) == 7
         assert abs(sum(probs.values()) - 1.0) < 1e-3
-        pid = state["participant_id"]
+        assert face_state["face"]["head_yaw"] is not None
+        pid = face_state["participant_id"]
+        # The default speech-emotion model is not cached here: said, not faked.
+        assert voice_state["voice"]["emotion_status"] == "unavailable"
 
         # The host's sidebar page shows the card with the face visible.
         card = host.locator(f'.participant-card[data-participant-id="{pid}"]')
@@ -170,6 +192,11 @@ async def test_browser_participant_shows_in_sidebar(server: str, browser: Browse
         )
         assert "Grace" in await card.inner_text()
         assert await host.evaluate("window.sidebar.socketState") == "live"
+        talk = card.locator('[data-field="talk-time"]')
+        await host.wait_for_function(
+            "el => /\\d:\\d\\d/.test(el.textContent)", arg=await talk.element_handle()
+        )
+        await host.screenshot(path=str(tmp_path / "host.png"), full_page=True)
 
         # Leaving ends the participant cleanly.
         await page.click("#leave")

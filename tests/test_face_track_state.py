@@ -132,7 +132,8 @@ def test_before_calibration_nothing_is_invented(readings: list[FaceReading]) -> 
         assert r.emotions_relative is None
         assert r.window.smile_freq is None and r.window.emotion_counts is None
         assert r.blink_rate_per_min is None
-        assert r.head_pitch is not None and r.looking_away is False
+        # Away from what? The usual gaze is calibrated with the neutral face.
+        assert r.head_pitch is not None and r.looking_away is None
     assert at(readings, 3.5).baseline_calibrated
 
 
@@ -276,3 +277,17 @@ def test_measure_face_from_landmarks() -> None:
     assert m.emotions == {"happy": 1.0}
     reading = FaceTrackState(1).update(0.0, m)
     assert reading.head_yaw == pytest.approx(m.pose.yaw)
+
+
+def test_looking_away_is_relative_to_the_persons_usual_gaze() -> None:
+    # Someone whose screen sits 20 degrees below the camera looks there all along:
+    # not "away". Against the camera they would always read as looking away.
+    screen = measurement(pitch=20.0)
+    up = measurement(pitch=-5.0)  # looks up at the camera: 25 degrees off usual
+    frames = [(i / 10, screen) for i in range(60)] + [(6.0 + i / 10, up) for i in range(20)]
+    readings = run(frames)
+    after = [r for r in readings if 3.5 < r.ts < 6.0]
+    assert after and all(r.looking_away is False for r in after)
+    assert readings[-1].looking_away is True
+    camera = FaceTrackState(1, FaceTrackParams(look_away_reference="camera"))
+    assert camera.update(0.0, screen).looking_away is True

@@ -17,6 +17,7 @@ from analyzers.face.geometry.pose import (
     gaze_angle_deg,
     head_pose,
     iris_offsets,
+    line_of_sight_rotation,
     looking_away,
     rotation_from_angles,
 )
@@ -26,10 +27,17 @@ pytestmark = pytest.mark.unit
 SIZE = (640, 480)
 
 
-def project(pitch: float, yaw: float, roll: float, n: int = lm.NUM_FACE_LANDMARKS) -> np.ndarray:
-    rvec, _ = cv2.Rodrigues(rotation_from_angles(pitch, yaw, roll))
-    tvec = np.array([15.0, -10.0, 650.0])
-    image, _ = cv2.projectPoints(MODEL_POINTS_MM, rvec, tvec, camera_matrix(SIZE), np.zeros(4))
+def project(
+    pitch: float,
+    yaw: float,
+    roll: float,
+    n: int = lm.NUM_FACE_LANDMARKS,
+    tvec: tuple[float, float, float] = (0.0, 0.0, 650.0),
+) -> np.ndarray:
+    """Model points seen by the camera, rotated relative to the line of sight."""
+    t = np.array(tvec)
+    rvec, _ = cv2.Rodrigues(line_of_sight_rotation(t) @ rotation_from_angles(pitch, yaw, roll))
+    image, _ = cv2.projectPoints(MODEL_POINTS_MM, rvec, t, camera_matrix(SIZE), np.zeros(4))
     points = np.zeros((n, 3))
     points[list(POSE_LANDMARKS), :2] = image.reshape(-1, 2)
     return points
@@ -40,12 +48,28 @@ def project(pitch: float, yaw: float, roll: float, n: int = lm.NUM_FACE_LANDMARK
     [(0, 0, 0), (10, -20, 5), (-15, 30, -10), (25, 5, 20), (-5, -35, 0), (20, 25, -15)],
 )
 def test_head_pose_recovers_known_rotation(pitch: float, yaw: float, roll: float) -> None:
-    pose = head_pose(project(pitch, yaw, roll), SIZE)
+    for tvec in ((0.0, 0.0, 650.0), (-120.0, -150.0, 700.0), (90.0, 60.0, 600.0)):
+        pose = head_pose(project(pitch, yaw, roll, tvec=tvec), SIZE)
+        assert pose is not None
+        assert pose.pitch == pytest.approx(pitch, abs=1.0)
+        assert pose.yaw == pytest.approx(yaw, abs=1.0)
+        assert pose.roll == pytest.approx(roll, abs=1.0)
+        assert pose.translation_mm[2] == pytest.approx(tvec[2], rel=0.01)
+
+
+def test_a_face_facing_the_camera_off_centre_is_not_turned() -> None:
+    # Top left of the frame, facing the camera: turned by the line of sight on the
+    # optical axis (about 12 and 9 degrees), but 0/0 relative to the camera.
+    tvec = np.array([-120.0, -150.0, 700.0])
+    rvec, _ = cv2.Rodrigues(line_of_sight_rotation(tvec))
+    image, _ = cv2.projectPoints(MODEL_POINTS_MM, rvec, tvec, camera_matrix(SIZE), np.zeros(4))
+    points = np.zeros((lm.NUM_FACE_LANDMARKS, 3))
+    points[list(POSE_LANDMARKS), :2] = image.reshape(-1, 2)
+    pose = head_pose(points, SIZE)
     assert pose is not None
-    assert pose.pitch == pytest.approx(pitch, abs=1.0)
-    assert pose.yaw == pytest.approx(yaw, abs=1.0)
-    assert pose.roll == pytest.approx(roll, abs=1.0)
-    assert pose.translation_mm[2] == pytest.approx(650.0, rel=0.01)
+    assert abs(pose.pitch) < 0.5 and abs(pose.yaw) < 0.5 and abs(pose.roll) < 0.5
+    pitch, yaw, _ = angles_from_rotation(line_of_sight_rotation(tvec))
+    assert pitch > 10 and yaw > 8  # looking down and to the image's right, at the camera
 
 
 def test_sign_conventions() -> None:
@@ -55,10 +79,11 @@ def test_sign_conventions() -> None:
     assert (rotation_from_angles(0, 20, 0) @ nose_forward)[0] > 0
     # roll + : the top of the head moves to the image's right.
     assert (rotation_from_angles(0, 0, 20) @ np.array([0.0, -1.0, 0.0]))[0] > 0
-    # The projected nose tip sits below the eyes more when looking down.
+    # Looking down: the nose tip (in front of the eyes) drops further below them.
     down = project(20, 0, 0)
     level = project(0, 0, 0)
-    assert down[lm.CHIN, 1] - down[lm.NOSE_TIP, 1] < level[lm.CHIN, 1] - level[lm.NOSE_TIP, 1]
+    eye = lm.RIGHT_EYE_OUTER
+    assert down[lm.NOSE_TIP, 1] - down[eye, 1] > level[lm.NOSE_TIP, 1] - level[eye, 1]
 
 
 def test_angles_round_trip() -> None:

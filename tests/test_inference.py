@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,30 @@ async def test_missing_voice_model_is_unavailable_not_fatal(tmp_path: Path) -> N
     finally:
         await pool.close()
     assert "voice_emotion" in _worker._unavailable
+
+
+async def test_concurrent_requests_leave_as_one_batch() -> None:
+    pool = InferencePool({}, workers=1, mode="thread")
+    await pool.start()
+    calls: list[list[int]] = []
+
+    async def fake_batch(name: str, samples: list[int]) -> list[int]:
+        calls.append(list(samples))
+        await asyncio.sleep(0.05)  # the worker is busy meanwhile
+        return [s * 10 for s in samples]
+
+    pool._run_batch = fake_batch  # type: ignore[method-assign]
+    try:
+        first = asyncio.create_task(pool.run_batched("face_emotion", 1, timeout_secs=5))
+        await asyncio.sleep(0)  # the first request goes at once: an idle pool never waits
+        rest = [pool.run_batched("face_emotion", i, timeout_secs=5) for i in (2, 3, 4)]
+        assert await asyncio.gather(first, *rest) == [10, 20, 30, 40]
+        assert calls == [[1], [2, 3, 4]]
+        # A caller that gives up does not take the others down.
+        slow = asyncio.create_task(pool.run_batched("face_emotion", 5, timeout_secs=0.01))
+        other = asyncio.create_task(pool.run_batched("face_emotion", 6, timeout_secs=5))
+        with pytest.raises(TimeoutError):
+            await slow
+        assert await other == 60
+    finally:
+        await pool.close()

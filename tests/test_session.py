@@ -68,6 +68,11 @@ class ScriptedPool(InferencePool):
             loop.run_in_executor(self.executor, lambda *_: work(), name, sample), timeout_secs
         )
 
+    async def run_batched(
+        self, name: str, sample: Any, timeout_secs: float, max_batch: int = 16
+    ) -> Any:
+        return await self.run(name, sample, timeout_secs)
+
     @staticmethod
     def answers_default(sample: Any) -> FaceAnalysis:
         return FaceAnalysis(sample.participant_id, sample.ts, (64, 48), (), "scripted", 1.0)

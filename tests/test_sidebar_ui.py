@@ -303,6 +303,7 @@ async def test_sidebar_shows_face_voice_talk_and_notices(
 
     # Face readings: blink rate, looking away, head pose, smile.
     await expect(field(page, "p1", "blink-rate")).to_contain_text("18/min")
+    await expect(field(page, "p1", "blink-rate")).to_contain_text("12 blinks")
     away = field(page, "p1", "looking-away")
     await expect(away).to_have_attribute("data-looking-away", "true")
     await expect(away).to_have_text("looking away")
@@ -406,6 +407,7 @@ async def test_sidebar_shows_face_voice_talk_and_notices(
     live.publish(ParticipantLeftEvent(participant_id="p1~3", ts=later, reason="left"))
     await expect(away).to_have_attribute("data-looking-away", "false")
     await expect(away).not_to_have_text("looking away")
+    await expect(field(page, "p1", "blink-rate")).to_contain_text("13 blinks")  # at once
     await expect(smile).to_have_attribute("data-smiling", "false")
     await expect(speakers).to_have_count(2)
     assert await speakers.evaluate_all("li => li.map(x => x.dataset.participantId)") == [

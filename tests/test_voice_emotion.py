@@ -156,3 +156,14 @@ def test_bench_voice_reports_numbers() -> None:
     assert 1.0 <= result["emotion_piece_secs"] / result["emotion_pieces"] <= 4.0
     assert 0 < result["vad_prosody_cpu_pct_of_core"] < 100
     assert result["emotion_cpu_ms_per_voiced_sec"] > 0
+
+
+@pytest.mark.usefixtures("loopback_only")
+def test_hub_model_not_cached_offline_is_unavailable_without_retrying() -> None:
+    # Not local_files_only: the hub is tried only if reachable, and here it is not
+    # (no network in the test namespace), so loading fails at once instead of retrying.
+    from analyzers.voice.emotion import hub_reachable
+
+    assert hub_reachable(timeout_secs=1.0) is False
+    with pytest.raises(VoiceModelUnavailable, match="locally or from the hub"):
+        VoiceEmotionAnalyzer.load(VoiceEmotionParams(model="meetmood/not-cached", device="cpu"))

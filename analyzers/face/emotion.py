@@ -279,6 +279,13 @@ def _load_deepface(device: torch.device, deepface_home: str | None) -> _Classifi
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _FoundFace:
+    box: tuple[int, int, int, int]
+    score: float | None
+    landmarks: np.ndarray | None
+
+
 def _is_box_detector(detector: FaceDetector | FaceLandmarker) -> TypeIs[FaceDetector]:
     # FaceLandmarker is imported lazily (it pulls torch), so test by its method.
     return not hasattr(detector, "process")
@@ -371,70 +378,101 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
         Raises:
             ValueError: If the image is not H x W x 3 uint8.
         """
+        return self.analyze_batch([sample])[0]
+
+    def analyze_batch(self, samples: Sequence[VideoSample]) -> list[FaceAnalysis]:
+        """Analyse several frames (from any participants) with one pass per network.
+
+        The landmark detector runs once for all frames, the face mesh and iris once
+        for all their faces, and the emotion model once for all faces of all
+        frames. Each result's ``inference_ms`` is the time of the whole call.
+
+        Raises:
+            ValueError: If an image is not H x W x 3 uint8.
+        """
         start = time.perf_counter()
-        image = sample.image
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError("VideoSample.image must be an H x W x 3 uint8 RGB array")
-        height, width = image.shape[:2]
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        landmarks: list[np.ndarray | None]
+        images = [sample.image for sample in samples]
+        for image in images:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError("VideoSample.image must be an H x W x 3 uint8 RGB array")
+        grays = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images]
+        found = self._find_faces(images, grays)
+        # One emotion batch over every face of every frame.
+        crops = [
+            self._classifier.make_batch(image, gray, [face.box for face in faces])
+            for image, gray, faces in zip(images, grays, found, strict=True)
+            if faces
+        ]
+        all_probs = self._forward(np.concatenate(crops)) if crops else np.empty((0, 7))
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        results = []
+        offset = 0
+        for sample, image, faces in zip(samples, images, found, strict=True):
+            height, width = image.shape[:2]
+            probs = all_probs[offset : offset + len(faces)]
+            offset += len(faces)
+            results.append(
+                FaceAnalysis(
+                    participant_id=sample.participant_id,
+                    ts=sample.ts,
+                    image_size=(width, height),
+                    faces=tuple(
+                        FaceEmotion(
+                            box=face.box,
+                            probs=tuple(float(p) for p in row),
+                            detector_score=face.score,
+                            measurement=self._measure(face.landmarks, (width, height), row),
+                        )
+                        for face, row in zip(faces, probs, strict=True)
+                    ),
+                    model=self._classifier.model_id,
+                    inference_ms=elapsed_ms,
+                    has_landmarks=not _is_box_detector(self._detector),
+                )
+            )
+        return results
+
+    def _find_faces(
+        self, images: list[np.ndarray], grays: list[np.ndarray]
+    ) -> list[list[_FoundFace]]:
+        """Up to ``max_faces`` faces per frame, largest first."""
         detector = self._detector
         if _is_box_detector(detector):
-            detected = detector.detect(image, gray)[: self.params.max_faces]
-            boxes = [face.box for face in detected]
-            scores = [face.score for face in detected]
-            landmarks = [None] * len(boxes)
-            has_landmarks = False
-        else:
-            found = [
-                f
-                for f in detector.process([image])[0]
+            return [
+                [
+                    _FoundFace(face.box, face.score, None)
+                    for face in detector.detect(image, gray)[: self.params.max_faces]
+                ]
+                for image, gray in zip(images, grays, strict=True)
+            ]
+        out = []
+        for faces in detector.process(images):
+            kept = [
+                _FoundFace(f.box, f.score, f.landmarks)
+                for f in faces
                 if min(f.box[2], f.box[3]) >= self.params.min_face_px
             ]
-            found.sort(key=lambda f: f.box[2] * f.box[3], reverse=True)
-            found = found[: self.params.max_faces]
-            boxes = [f.box for f in found]
-            scores = [f.score for f in found]
-            landmarks = [f.landmarks for f in found]
-            has_landmarks = True
-
-        faces: tuple[FaceEmotion, ...] = ()
-        if boxes:
-            probs = self._classify(image, gray, boxes)
-            faces = tuple(
-                FaceEmotion(
-                    box=box,
-                    probs=tuple(float(p) for p in row),
-                    detector_score=score,
-                    measurement=self._measure(points, (width, height), row),
-                )
-                for box, score, points, row in zip(boxes, scores, landmarks, probs, strict=True)
-            )
-
-        return FaceAnalysis(
-            participant_id=sample.participant_id,
-            ts=sample.ts,
-            image_size=(width, height),
-            faces=faces,
-            model=self._classifier.model_id,
-            inference_ms=(time.perf_counter() - start) * 1000.0,
-            has_landmarks=has_landmarks,
-        )
+            kept.sort(key=lambda f: f.box[2] * f.box[3], reverse=True)
+            out.append(kept[: self.params.max_faces])
+        return out
 
     def _classify(
         self, image: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
     ) -> np.ndarray:
-        """Emotion probabilities of every box in one batch: ``(n, 7)`` rows summing to 1."""
+        """Emotion probabilities of every box of one frame: ``(n, 7)`` rows summing to 1."""
+        return self._forward(self._classifier.make_batch(image, gray, boxes))
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run the emotion model on ``(n, S, S)`` crops: ``(n, 7)`` rows summing to 1."""
         import torch
 
-        batch = self._classifier.make_batch(image, gray, boxes)
         with torch.inference_mode():
             x = torch.from_numpy(batch).unsqueeze(1).to(self._device)
             out = self._classifier.module(x)
             if not self._classifier.outputs_probs:
                 out = torch.softmax(out, dim=1)
             probs: np.ndarray = out.cpu().numpy().astype(np.float64)
-        if probs.shape != (len(boxes), len(EMOTIONS)):
+        if probs.shape != (len(batch), len(EMOTIONS)):
             raise RuntimeError("emotion model returned an unexpected output shape")
         # float32 softmax sums to 1 only within ~1e-7; consumers rely on exactly 1.
         probs /= probs.sum(axis=1, keepdims=True)

