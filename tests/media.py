@@ -170,3 +170,15 @@ class SpeechAudioTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, 48_000)
         self._count += 1
         return frame
+
+
+def two_faces_frame() -> np.ndarray:
+    """640x480 RGB with two faces about 130 px tall: the astronaut and her mirror image."""
+    import cv2
+
+    crop = astronaut()[30:330, 110:350]
+    left = cv2.resize(crop, (320, 400), interpolation=cv2.INTER_AREA)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[40:440, :320] = left
+    frame[40:440, 320:] = left[:, ::-1]
+    return frame
