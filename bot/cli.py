@@ -369,7 +369,7 @@ def _load_face_analyzer(params: FaceEmotionParams) -> FaceEmotionAnalyzer | None
 
 
 def _eval_command(settings: Settings, args: argparse.Namespace) -> int:
-    from analyzers.face import eval as face_eval
+    from analyzers.face.eval import EvalInputError
 
     if args.eval_command == "sample-sets":
         from analyzers.face.bench import write_sample_sets
@@ -390,74 +390,82 @@ def _eval_command(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         if args.eval_command == "faces":
-            if args.crops and args.compare_deepface:
-                raise face_eval.EvalInputError(
-                    "--compare-deepface compares detectors' crops; it does not apply to --crops"
-                )
-            labels = face_eval.read_emotion_labels(args.labels)
-            face_eval.check_images(args.folder, [name for name, _ in labels])
-            analyzer = _load_face_analyzer(params)
-            if analyzer is None:
-                return 1
-            report = face_eval.emotion_report(
-                face_eval.predict_emotions(analyzer, args.folder, labels, crops=args.crops)
-            )
-            settings_shown: dict[str, object] = {
-                "model": analyzer.params.model,
-                "detector": "none (--crops)" if args.crops else params.detector,
-                "device": str(analyzer.device),
-            }
-            other = None
-            if args.compare_deepface:
-                other = face_eval.emotion_report(
-                    face_eval.predict_emotions_on_deepface_crops(analyzer, args.folder, labels)
-                )
-            if args.json:
-                out = {"settings": settings_shown | {"crops": args.crops}} | report.to_dict()
-                if other is not None:
-                    out["deepface_crops"] = other.to_dict()
-                print(json.dumps(out, indent=2))
-            else:
-                print(
-                    face_eval.format_emotion_report(
-                        report, "face emotion eval", settings_shown, verbose=args.verbose
-                    )
-                )
-                if other is not None:
-                    print()
-                    print(
-                        face_eval.format_emotion_report(
-                            other,
-                            "same model on DeepFace's crops",
-                            {"faces": "DeepFace.extract_faces(detector_backend='opencv')"},
-                            verbose=args.verbose,
-                        )
-                    )
-            return 0
-        counts = face_eval.read_face_counts(args.labels)
-        face_eval.check_images(args.folder, [name for name, _ in counts])
-        analyzer = _load_face_analyzer(params)
-        if analyzer is None:
-            return 1
-        detection = face_eval.detection_report(face_eval.count_faces(analyzer, args.folder, counts))
-        shown: dict[str, object] = {
-            "detector": params.detector,
-            "device": str(analyzer.device),
-            "min_face_px": params.min_face_px,
-            "max_faces": params.max_faces,
-        }
-        if args.json:
-            print(json.dumps({"settings": shown} | detection.to_dict(), indent=2))
-        else:
-            print(
-                face_eval.format_detection_report(
-                    detection, "face detection eval", shown, verbose=args.verbose
-                )
-            )
-        return 0
-    except face_eval.EvalInputError as e:
+            return _eval_faces(params, args)
+        return _eval_detect(params, args)
+    except EvalInputError as e:
         print(f"meetmood: {e}", file=sys.stderr)
         return 2
+
+
+def _eval_faces(params: FaceEmotionParams, args: argparse.Namespace) -> int:
+    from analyzers.face import eval as face_eval
+
+    if args.crops and args.compare_deepface:
+        raise face_eval.EvalInputError(
+            "--compare-deepface compares detectors' crops; it does not apply to --crops"
+        )
+    labels = face_eval.read_emotion_labels(args.labels)
+    face_eval.check_images(args.folder, [name for name, _ in labels])
+    analyzer = _load_face_analyzer(params)
+    if analyzer is None:
+        return 1
+    report = face_eval.emotion_report(
+        face_eval.predict_emotions(analyzer, args.folder, labels, crops=args.crops)
+    )
+    shown: dict[str, object] = {
+        "model": params.model,
+        "detector": "none (--crops)" if args.crops else params.detector,
+        "device": str(analyzer.device),
+    }
+    other = None
+    if args.compare_deepface:
+        other = face_eval.emotion_report(
+            face_eval.predict_emotions_on_deepface_crops(analyzer, args.folder, labels)
+        )
+    if args.json:
+        out = {"settings": shown | {"crops": args.crops}} | report.to_dict()
+        if other is not None:
+            out["deepface_crops"] = other.to_dict()
+        print(json.dumps(out, indent=2))
+        return 0
+    print(face_eval.format_emotion_report(report, "face emotion eval", shown, verbose=args.verbose))
+    if other is not None:
+        print()
+        print(
+            face_eval.format_emotion_report(
+                other,
+                "same model on DeepFace's crops",
+                {"faces": "DeepFace.extract_faces(detector_backend='opencv')"},
+                verbose=args.verbose,
+            )
+        )
+    return 0
+
+
+def _eval_detect(params: FaceEmotionParams, args: argparse.Namespace) -> int:
+    from analyzers.face import eval as face_eval
+
+    counts = face_eval.read_face_counts(args.labels)
+    face_eval.check_images(args.folder, [name for name, _ in counts])
+    analyzer = _load_face_analyzer(params)
+    if analyzer is None:
+        return 1
+    report = face_eval.detection_report(face_eval.count_faces(analyzer, args.folder, counts))
+    shown: dict[str, object] = {
+        "detector": params.detector,
+        "device": str(analyzer.device),
+        "min_face_px": params.min_face_px,
+        "max_faces": params.max_faces,
+    }
+    if args.json:
+        print(json.dumps({"settings": shown} | report.to_dict(), indent=2))
+    else:
+        print(
+            face_eval.format_detection_report(
+                report, "face detection eval", shown, verbose=args.verbose
+            )
+        )
+    return 0
 
 
 def _bench_faces_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -274,7 +274,7 @@ def classify_crop(analyzer: FaceEmotionAnalyzer, crop: np.ndarray) -> np.ndarray
     """
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     height, width = crop.shape[:2]
-    probs: np.ndarray = analyzer._classify(crop, gray, [(0, 0, width, height)])[0]
+    probs: np.ndarray = analyzer.classify_boxes(crop, gray, [(0, 0, width, height)])[0]
     return probs
 
 
@@ -433,7 +433,7 @@ def bench_faces(
 
     Returns:
         Plain numbers: ``pipeline`` (one entry per batch size), ``deepface``,
-        ``speedup`` (pipeline faces/s over DeepFace's, per batch size) and
+        ``speedup`` (pipeline faces/s and frames/s over DeepFace's, per batch size) and
         ``accuracy`` (see :func:`compare_with_deepface_crops`).
     """
     import torch
@@ -487,11 +487,14 @@ def bench_faces(
                     "weights": "random (speed only)",
                 }
                 result["speedup"] = {
-                    str(p["batch_size"]): (
-                        p["faces_per_sec"] / deepface.faces_per_sec
-                        if deepface.faces_per_sec
-                        else None
-                    )
+                    str(p["batch_size"]): {
+                        "faces_per_sec": (
+                            p["faces_per_sec"] / deepface.faces_per_sec
+                            if deepface.faces_per_sec
+                            else None
+                        ),
+                        "frames_per_sec": p["frames_per_sec"] / deepface.frames_per_sec,
+                    }
                     for p in result["pipeline"]
                 }
                 result["accuracy"] = compare_with_deepface_crops(analyzer, frames)
@@ -506,6 +509,10 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.1f}×" if theirs else "–"
+
+
 def format_face_bench(result: dict[str, Any]) -> str:
     """The bench result as a readable table."""
     lines = [
@@ -516,26 +523,33 @@ def format_face_bench(result: dict[str, Any]) -> str:
         f"{result['frame_size'][1]} frames, {result['faces_per_frame_placed']:.2f} real faces "
         "per frame (astronaut + LFW)",
         "",
-        f"{'path':<34} {'batch':>5} {'frames/s':>9} {'faces/s':>8} {'faces/frame':>11} "
-        f"{'ms/call p50':>11} {'vs DeepFace':>11}",
     ]
-    speedup = result.get("speedup") or {}
-    for p in result["pipeline"]:
-        ratio = speedup.get(str(p["batch_size"]))
-        lines.append(
-            f"{'detect + landmarks + emotion':<34} {p['batch_size']:>5} "
-            f"{p['frames_per_sec']:>9.1f} {p['faces_per_sec']:>8.1f} "
-            f"{p['faces_per_frame']:>11.2f} {p['ms_per_call_p50']:>11.1f} "
-            f"{_fmt(ratio, '.1f') + '×' if ratio is not None else '–':>11}"
-        )
     deepface = result.get("deepface")
+    path = (
+        "detect + landmarks + emotion"
+        if result["detector"] == "mediapipe"
+        else f"detect ({result['detector']}) + emotion"
+    )
+    rows = [(path, p) for p in result["pipeline"]]
     if deepface:
-        lines.append(
-            f"{'DeepFace.analyze(emotion, opencv)':<34} {1:>5} "
-            f"{deepface['frames_per_sec']:>9.1f} {deepface['faces_per_sec']:>8.1f} "
-            f"{deepface['faces_per_frame']:>11.2f} {deepface['ms_per_call_p50']:>11.1f} "
-            f"{'1.0×':>11}"
+        rows.append(("DeepFace.analyze(emotion, opencv)", deepface))
+    columns = f"{'path':<34} {'batch':>5} {'frames/s':>9} {'faces/s':>8} {'faces/frame':>11} "
+    columns += f"{'ms/call p50':>11}"
+    if deepface:
+        columns += f" {'faces/s ×DF':>11} {'frames/s ×DF':>12}"
+    lines.append(columns)
+    for name, rate in rows:
+        line = (
+            f"{name:<34} {rate['batch_size']:>5} {rate['frames_per_sec']:>9.1f} "
+            f"{rate['faces_per_sec']:>8.1f} {rate['faces_per_frame']:>11.2f} "
+            f"{rate['ms_per_call_p50']:>11.1f}"
         )
+        if deepface:
+            faces_ratio = _ratio(rate["faces_per_sec"], deepface["faces_per_sec"])
+            frames_ratio = _ratio(rate["frames_per_sec"], deepface["frames_per_sec"])
+            line += f" {faces_ratio:>11} {frames_ratio:>12}"
+        lines.append(line)
+    if deepface:
         lines.append("DeepFace's emotion weights are random here (no download): speed only.")
     accuracy = result.get("accuracy")
     if accuracy:

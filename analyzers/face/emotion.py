@@ -456,7 +456,7 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
             out.append(kept[: self.params.max_faces])
         return out
 
-    def _classify(
+    def classify_boxes(
         self, image: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
     ) -> np.ndarray:
         """Emotion probabilities of every box of one frame: ``(n, 7)`` rows summing to 1."""

@@ -108,7 +108,8 @@ def _read_rows(path: Path, value_name: str) -> list[tuple[int, str, str]]:
     try:
         # utf-8-sig: spreadsheets often save a byte-order mark.
         with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = [(reader_line, row) for reader_line, row in enumerate(csv.reader(f), 1)]
+            reader = csv.reader(f)
+            rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise EvalInputError(f"cannot read labels file {path}: {e}") from e
     out: list[tuple[int, str, str]] = []
@@ -117,7 +118,7 @@ def _read_rows(path: Path, value_name: str) -> list[tuple[int, str, str]]:
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
-        if not out and not seen and cells[0].lower() in _HEADER_NAMES:
+        if not out and cells[0].lower() in _HEADER_NAMES:
             continue
         if len(cells) < 2 or not cells[0] or not cells[1]:
             raise EvalInputError(f"{path} line {line}: expected 'filename,{value_name}'")
