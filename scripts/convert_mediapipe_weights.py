@@ -9,31 +9,37 @@ Usage::
         [--golden tests/data/mediapipe_golden.npz --reference-python /tmp/tflref/bin/python \\
          [--mediapipe-python /tmp/mpref/bin/python]]
 
-The source is either the wheel or a directory holding the three ``.tflite``
-files (flat, or under ``mediapipe/modules/...`` as in the unpacked wheel). Each
+The source is either the wheel or a directory holding the four ``.tflite``
+files (flat, or under ``mediapipe/modules/...`` as in the unpacked wheel): the
+short- and full-range face detectors, the face mesh and the iris model. Each
 file's sha256 is checked against the one recorded in
 ``analyzers/face/mediapipe/weights/PROVENANCE.md`` before anything is converted.
 
 The flatbuffer is read by the small reader below (:class:`Table`, the handful
 of TFLite schema fields it needs), so conversion needs nothing beyond the
-project's own dependencies: no TFLite, TensorFlow, ``tflite`` or ``flatbuffers``. Each parametrised
-layer of the torch modules is matched to the TFLite op that produces a named
-tensor (``depthwise_conv2d_3``, ``p_re_lu_7`` ...); the tables are the
-``*_layers()`` functions. Float16 weights behind ``DEQUANTIZE`` ops are widened
-to float32 (exactly, as the TFLite runtime does). Layouts: conv ``OHWI`` ->
-``OIHW``; depthwise ``1HWC`` -> ``C1HW``; PReLU alpha ``[1, 1, C]`` -> ``(C,)``.
-Each op's stride and ``SAME``/``VALID`` padding is checked against the module,
-and every parametrised TFLite op must be used exactly once.
+project's own dependencies: no TFLite, TensorFlow, ``tflite`` or ``flatbuffers``.
+Each parametrised layer of the torch modules is matched to the TFLite op that
+produces a named tensor (``depthwise_conv2d_3``, ``p_re_lu_7`` ...), or for the
+full-range detector, whose tensor names are fused strings, to the k-th conv op
+in execution order; the tables are the ``*_layers()`` functions. Float16
+weights behind ``DEQUANTIZE`` ops are widened to float32 (exactly, as the
+TFLite runtime does); sparse constants behind ``DENSIFY`` ops are expanded
+(:func:`densify`). Layouts: conv ``OHWI`` -> ``OIHW``; depthwise ``1HWC`` ->
+``C1HW``; PReLU alpha ``[1, 1, C]`` -> ``(C,)``. Each op's stride and padding
+(``SAME``/``VALID`` plus any explicit ``PAD`` op in front of it) is checked
+against the module, and every parametrised TFLite op must be used exactly once.
 
 ``--golden`` also writes reference outputs for the offline equivalence test: the
-astronaut image (``skimage.data.astronaut()``) is preprocessed with the same
-functions :class:`analyzers.face.mediapipe.landmarker.FaceLandmarker` uses, the
-uint8 network inputs are run through the reference TFLite interpreter in the
-separate Python given by ``--reference-python`` (a throwaway venv with
-``ai-edge-litert`` or ``tflite-runtime``; never the project venv), and inputs
-(as lossless PNGs) plus raw outputs are saved. ``--mediapipe-python`` (a venv
-with the full mediapipe 0.10.21) adds MediaPipe's own end-to-end detection and
-mesh of the same image. The script prints how far the torch port is from both.
+astronaut image (``skimage.data.astronaut()``) and a synthetic meeting-room scene
+(:func:`room_scene`) are preprocessed with the same functions
+:class:`analyzers.face.mediapipe.landmarker.FaceLandmarker` uses (whole-frame
+detection, no tiles), the uint8 network inputs are run through the reference
+TFLite interpreter in the separate Python given by ``--reference-python`` (a
+throwaway venv with ``ai-edge-litert`` or ``tflite-runtime``; never the project
+venv), and inputs (as lossless PNGs) plus raw outputs are saved.
+``--mediapipe-python`` (a venv with the full mediapipe 0.10.21) adds MediaPipe's
+own end-to-end detection and mesh of the astronaut and its full-range detection
+of the room scene. The script prints how far the torch port is from both.
 
 Outputs are deterministic: state dicts in module key order saved into a
 buffer (fixed archive name, torch's fixed zip timestamps), and the ``.npz``
@@ -67,7 +73,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from analyzers.face.mediapipe import roi as geometry  # noqa: E402
 from analyzers.face.mediapipe.blazeface import BlazeFace  # noqa: E402
-from analyzers.face.mediapipe.blazeface_full_range import BlazeFaceFullRange  # noqa: E402
+from analyzers.face.mediapipe.blazeface_full_range import (  # noqa: E402
+    STAGES,
+    TOP_DOWN,
+    BlazeFaceFullRange,
+)
 from analyzers.face.mediapipe.blocks import SameConv2d, same_pad  # noqa: E402
 from analyzers.face.mediapipe.facemesh import FaceMesh  # noqa: E402
 from analyzers.face.mediapipe.iris import IrisLandmark  # noqa: E402
@@ -434,19 +444,19 @@ def full_range_layers() -> list[tuple[str, str]]:
     paths = ["stem"]
 
     def blocks(prefix: str, count: int) -> list[str]:
-        return [f"{prefix}.{i}.{conv}" for i in range(count) for conv in ("dw1", "pw1", "dw2", "pw2")]
+        return [
+            f"{prefix}.{i}.{conv}" for i in range(count) for conv in ("dw1", "pw1", "dw2", "pw2")
+        ]
 
-    stages = BlazeFaceFullRange().stages
-    paths += blocks("stages.0", len(stages[0]))
+    paths += blocks("stages.0", STAGES[0][2])
     for i in range(4):
         if i >= 1:
             paths.append(f"lateral.{i - 1}")
         paths += [f"down.{i}.{conv}" for conv in ("dw1", "pw1", "dw2", "pw2")]
-        paths += blocks(f"stages.{i + 1}", len(stages[i + 1]))
-    top_down = BlazeFaceFullRange().top_down
-    for i in range(3):
+        paths += blocks(f"stages.{i + 1}", STAGES[i + 1][2])
+    for i, (_, _, count) in enumerate(TOP_DOWN):
         paths.append(f"top.{i}")
-        paths += blocks(f"top_down.{i}", len(top_down[i]))
+        paths += blocks(f"top_down.{i}", count)
     paths += ["cls.proj", "cls.depthwise", "reg.proj", "reg.depthwise"]
     return [(path, f"#{k}") for k, path in enumerate(paths)]
 
@@ -545,7 +555,7 @@ def serialize(state: OrderedDict[str, torch.Tensor]) -> bytes:
 
 
 def read_sources(path: Path) -> dict[str, bytes]:
-    """Return the three TFLite files from the wheel or a directory, sha256-checked."""
+    """Return the four TFLite files from the wheel or a directory, sha256-checked."""
     out: dict[str, bytes] = {}
     for name, source in SOURCES.items():
         if zipfile.is_zipfile(path):
@@ -587,7 +597,7 @@ for name, path in models.items():
     interp.allocate_tensors()
     (inp,) = interp.get_input_details()
     x = inputs[name].astype(np.float32)
-    x = x / 127.5 - 1.0 if name == "blazeface" else x / 255.0
+    x = x / 127.5 - 1.0 if name.startswith("blazeface") else x / 255.0
     results = []
     for item in x:
         interp.set_tensor(inp["index"], item[None].astype(np.float32))
@@ -600,12 +610,13 @@ np.savez(sys.argv[3], **out)
 
 
 #: Runs inside a venv with the full mediapipe 0.10.21: end-to-end results of its legacy
-#: solutions on one image (.npz in -> .npz out), all in image pixels.
+#: solutions on the astronaut and the room scene (.npz in -> .npz out), all in image pixels.
 _MEDIAPIPE_RUNNER = r"""
 import sys
 import numpy as np
 import mediapipe as mp
-image = np.load(sys.argv[1])["image"]
+images = np.load(sys.argv[1])
+image = images["image"]
 h, w = image.shape[:2]
 out = {}
 with mp.solutions.face_detection.FaceDetection(model_selection=0) as fd:
@@ -619,14 +630,31 @@ for refine, key in ((False, "mediapipe_mesh"), (True, "mediapipe_mesh_refined"))
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=refine) as fm:
         (face,) = fm.process(image).multi_face_landmarks
         out[key] = np.array([[p.x * w, p.y * h, p.z * w] for p in face.landmark], np.float32)
+room = images["room"]
+h, w = room.shape[:2]
+with mp.solutions.face_detection.FaceDetection(
+    model_selection=1, min_detection_confidence=0.5
+) as fd:
+    dets = fd.process(room).detections
+    boxes = [d.location_data.relative_bounding_box for d in dets]
+    out["mediapipe_full_range_room_detections"] = np.array(
+        [[b.xmin * w, b.ymin * h, b.width * w, b.height * h, d.score[0]]
+         for b, d in zip(boxes, dets)], np.float32)
+    out["mediapipe_full_range_room_keypoints"] = np.array(
+        [[[p.x * w, p.y * h] for p in d.location_data.relative_keypoints] for d in dets],
+        np.float32)
 np.savez(sys.argv[2], **out)
 """
 
 
-def run_mediapipe(python: str, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Run MediaPipe's own face detection and face mesh on ``image`` in another Python."""
+def run_mediapipe(python: str, image: np.ndarray, room: np.ndarray) -> dict[str, np.ndarray]:
+    """Run MediaPipe's own face detection and face mesh in another Python.
+
+    The short-range detector and the mesh read ``image`` (the astronaut), the
+    full-range detector ``room`` (the room scene).
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        np.savez(os.path.join(tmp, "in.npz"), image=image)
+        np.savez(os.path.join(tmp, "in.npz"), image=image, room=room)
         out_path = os.path.join(tmp, "out.npz")
         subprocess.run(
             [python, "-c", _MEDIAPIPE_RUNNER, os.path.join(tmp, "in.npz"), out_path], check=True
@@ -643,8 +671,89 @@ def astronaut() -> np.ndarray:
     return image
 
 
+#: ``(x, y, w, h)`` of the face BlazeFace short range finds in each source image.
+SOURCE_FACES: dict[str, tuple[int, int, int, int]] = {
+    "astronaut": (177, 82, 96, 97),
+    "grace_hopper": (171, 146, 195, 196),
+}
+#: The room scene's people: source, mirrored, face width and the face box's left and top
+#: in the 640 x 480 frame.
+ROOM_PEOPLE: tuple[tuple[str, bool, int, int, int], ...] = (
+    ("grace_hopper", False, 96, 60, 140),
+    ("astronaut", False, 64, 300, 110),
+    ("astronaut", True, 44, 520, 190),
+)
+ROOM_SIZE = (640, 480)
+
+
+def face_source(name: str) -> np.ndarray:
+    """A photo with one large face: ``astronaut`` (scikit-image) or ``grace_hopper``.
+
+    Grace Hopper's portrait ships with matplotlib (``sample_data/grace_hopper.jpg``,
+    a US Navy photo in the public domain); both load offline.
+    """
+    if name == "astronaut":
+        return astronaut()
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    with Image.open(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as photo:
+        return np.ascontiguousarray(np.asarray(photo.convert("RGB")))
+
+
+def room_scene() -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    """A 640 x 480 meeting-room frame with three people, and their face boxes.
+
+    Heads (face plus hair and shoulders) are cut from :func:`face_source` photos,
+    scaled so that their faces are 96, 64 and 44 px wide, and blended with a
+    feathered ellipse onto scikit-image's ``coffee`` (a table top) at
+    :data:`ROOM_PEOPLE`. Deterministic: the same pixels on every run.
+
+    Returns:
+        ``(image, boxes)``: H x W x 3 uint8 RGB and each face's ``(x, y, w, h)`` in
+        frame pixels, in :data:`ROOM_PEOPLE` order.
+    """
+    from skimage import data as skdata
+
+    width, height = ROOM_SIZE
+    coffee = np.asarray(skdata.coffee())  # type: ignore[no-untyped-call]
+    frame = cv2.resize(coffee, (720, 480), interpolation=cv2.INTER_AREA)[:, 40:680]
+    canvas = frame.astype(np.float32)
+    boxes = []
+    for name, mirrored, face_width, left, top in ROOM_PEOPLE:
+        photo = face_source(name)
+        fx, fy, fw, fh = SOURCE_FACES[name]
+        x0, x1 = max(0, round(fx - 0.7 * fw)), min(photo.shape[1], round(fx + 1.7 * fw))
+        y0, y1 = max(0, round(fy - 0.6 * fh)), min(photo.shape[0], round(fy + 1.9 * fh))
+        head = photo[y0:y1, x0:x1]
+        face_x = fx - x0
+        if mirrored:
+            head = head[:, ::-1]
+            face_x = (x1 - x0) - face_x - fw
+        scale = face_width / fw
+        size = (round(head.shape[1] * scale), round(head.shape[0] * scale))
+        head = cv2.resize(np.ascontiguousarray(head), size, interpolation=cv2.INTER_AREA)
+        rows, cols = head.shape[:2]
+        yy, xx = np.mgrid[0:rows, 0:cols]
+        radius = np.hypot((xx + 0.5 - cols / 2) / (cols / 2), (yy + 0.5 - rows / 2) / (rows / 2))
+        alpha = np.clip((1 - radius) / 0.12, 0, 1)[..., None]
+        px, py = round(left - face_x * scale), round(top - (fy - y0) * scale)
+        cx0, cy0 = max(0, px), max(0, py)
+        cx1, cy1 = min(width, px + cols), min(height, py + rows)
+        a = alpha[cy0 - py : cy1 - py, cx0 - px : cx1 - px]
+        patch = head[cy0 - py : cy1 - py, cx0 - px : cx1 - px].astype(np.float32)
+        canvas[cy0:cy1, cx0:cx1] = canvas[cy0:cy1, cx0:cx1] * (1 - a) + patch * a
+        boxes.append((float(left), float(top), float(face_width), fh * scale))
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), boxes
+
+
 def golden_inputs(landmarker: FaceLandmarker) -> dict[str, np.ndarray]:
-    """Preprocess the astronaut exactly as the pipeline does; return uint8 NHWC net inputs."""
+    """Preprocess the golden images exactly as the pipeline does; return uint8 NHWC net inputs.
+
+    The astronaut feeds the short-range detector, mesh and iris; the room scene's
+    whole-frame window feeds the full-range detector. ``landmarker`` must not tile
+    (``min_face_px=None``), so its detection is MediaPipe's.
+    """
     image = astronaut()
     height, width = image.shape[:2]
     detector_in = geometry.crop(image, geometry.letterbox_roi(height, width), 128, "zero")
@@ -655,7 +764,14 @@ def golden_inputs(landmarker: FaceLandmarker) -> dict[str, np.ndarray]:
     mesh_in = geometry.crop(image, roi, 192, "replicate")
     raw, _ = landmarker.run_mesh(mesh_in[None])
     eyes_in, _ = eye_crops(image, geometry.project(raw[0], roi, 192))
-    return {"blazeface": detector_in[None], "facemesh": mesh_in[None], "iris": eyes_in}
+    room, _ = room_scene()
+    full_range_in = geometry.crop(room, geometry.letterbox_roi(*room.shape[:2]), 192, "zero")
+    return {
+        "blazeface": detector_in[None],
+        "facemesh": mesh_in[None],
+        "iris": eyes_in,
+        "blazeface_full_range": full_range_in[None],
+    }
 
 
 def run_reference(
@@ -684,8 +800,23 @@ def run_reference(
             return {k: loaded[k] for k in loaded.files}
 
 
+#: The golden file keeps the full-range regressors of every 8th anchor and of the anchors
+#: near faces (logit above -3), not all 2304 x 16 (136 KB); all logits are kept.
+FULL_RANGE_GOLDEN_STRIDE = 8
+FULL_RANGE_GOLDEN_MIN_LOGIT = -3.0
+
+
+def full_range_golden_anchors(logits: np.ndarray) -> np.ndarray:
+    """Indices of the anchors whose full-range regressors the golden file keeps."""
+    near_face = (logits > FULL_RANGE_GOLDEN_MIN_LOGIT).any(axis=0)
+    sampled = np.arange(logits.shape[1]) % FULL_RANGE_GOLDEN_STRIDE == 0
+    return np.flatnonzero(near_face | sampled).astype(np.int32)
+
+
 def reference_to_golden(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Name and reshape interpreter outputs like the torch modules return them."""
+    full_range_logits = raw["blazeface_full_range_out1"].reshape(-1, 2304).astype(np.float32)
+    anchors = full_range_golden_anchors(full_range_logits)
     return {
         # TFLite output order: regressors (n, 896, 16), classificators (n, 896, 1).
         "blazeface_regressors": raw["blazeface_out0"].astype(np.float32),
@@ -696,6 +827,12 @@ def reference_to_golden(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # output_eyes_contours_and_brows (n, 213), output_iris (n, 15).
         "iris_contours": raw["iris_out0"].reshape(-1, 71, 3).astype(np.float32),
         "iris_iris": raw["iris_out1"].reshape(-1, 5, 3).astype(np.float32),
+        # Identity (n, 2304, 16) at the kept anchors, Identity_1 (n, 2304, 1).
+        "blazeface_full_range_anchors": anchors,
+        "blazeface_full_range_regressors": raw["blazeface_full_range_out0"][:, anchors].astype(
+            np.float32
+        ),
+        "blazeface_full_range_logits": full_range_logits,
     }
 
 
@@ -751,6 +888,12 @@ def compare(
     ours.update(
         zip(("iris_contours", "iris_iris"), landmarker.run_iris(golden["input_iris"]), strict=True)
     )
+    full_range = FaceLandmarker(
+        "cpu", detector_model="full_range", min_face_px=None, weights_dir=landmarker.weights_dir
+    )
+    regressors, logits = full_range.run_detector(golden["input_blazeface_full_range"])
+    ours["blazeface_full_range_regressors"] = regressors[:, golden["blazeface_full_range_anchors"]]
+    ours["blazeface_full_range_logits"] = logits
     stats = {}
     for key, value in ours.items():
         ref = golden[key]
@@ -764,11 +907,25 @@ def compare_pipeline(landmarker: FaceLandmarker, golden: dict[str, np.ndarray]) 
     image = astronaut()
     (det,) = landmarker.detect([image])[0]
     (face,) = landmarker.process([image])[0]
-    (face468,) = FaceLandmarker("cpu", with_iris=False, weights_dir=landmarker.weights_dir).process(
-        [image]
-    )[0]
+    (face468,) = FaceLandmarker(
+        "cpu", min_face_px=None, with_iris=False, weights_dir=landmarker.weights_dir
+    ).process([image])[0]
     refined = golden["mediapipe_mesh_refined"]
+    full_range = FaceLandmarker(
+        "cpu",
+        detector_model="full_range",
+        min_face_px=None,
+        min_score=0.5,  # the legacy solution's min_detection_confidence default
+        weights_dir=landmarker.weights_dir,
+    )
+    room_dets = full_range.detect([room_scene()[0]])[0]
+    reference = golden["mediapipe_full_range_room_keypoints"]
+    if len(room_dets) != len(reference):
+        raise RuntimeError(f"full range: {len(room_dets)} faces, MediaPipe {len(reference)}")
     return {
+        "full-range detection keypoints (room scene)": float(
+            np.abs(np.stack([d.keypoints for d in room_dets]) - reference).max()
+        ),
         "detection keypoints": float(np.abs(det.keypoints - golden["mediapipe_keypoints"]).max()),
         "mesh x, y, z (468)": float(np.abs(face468.landmarks - golden["mediapipe_mesh"]).max()),
         "iris centres vs refine_landmarks mesh (x, y)": float(
@@ -805,12 +962,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.golden:
         torch.set_num_threads(1)
-        landmarker = FaceLandmarker("cpu", weights_dir=args.out_dir)
+        landmarker = FaceLandmarker("cpu", min_face_px=None, weights_dir=args.out_dir)
         inputs = golden_inputs(landmarker)
         golden = reference_to_golden(run_reference(args.reference_python, tflite, inputs))
         golden.update({f"input_{k}": v for k, v in inputs.items()})
         if args.mediapipe_python:
-            golden.update(run_mediapipe(args.mediapipe_python, astronaut()))
+            golden.update(run_mediapipe(args.mediapipe_python, astronaut(), room_scene()[0]))
         payload = write_golden(args.golden, golden)
         print(f"{hashlib.sha256(payload).hexdigest()}  {args.golden}  ({len(payload):,} bytes)")
         for key, (diff, rel) in compare(landmarker, golden).items():

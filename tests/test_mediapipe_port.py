@@ -1,16 +1,21 @@
-"""Tests for the torch ports of MediaPipe's face detector, face mesh and iris networks.
+"""Tests for the torch ports of MediaPipe's face detectors, face mesh and iris networks.
 
 Offline: the golden file ``tests/data/mediapipe_golden.npz`` holds the reference
-TFLite interpreter's raw outputs for the astronaut preprocessed by our pipeline
-(inputs stored as PNGs), plus MediaPipe 0.10.21's own end-to-end results for the
-same image; ``scripts/convert_mediapipe_weights.py`` writes it. No TFLite runtime
-is needed here.
+TFLite interpreter's raw outputs for the astronaut (short-range detector, mesh,
+iris) and for a synthetic meeting-room scene (full-range detector), preprocessed
+by our pipeline (inputs stored as PNGs), plus MediaPipe 0.10.21's own end-to-end
+results for the same images; ``scripts/convert_mediapipe_weights.py`` writes it
+and builds the room scene. No TFLite runtime is needed here.
+
+Checks against MediaPipe use ``min_face_px=None`` (no tiles), MediaPipe's own
+detection; the behaviour tests use the default, tiled detection.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -24,6 +29,7 @@ import torch
 from skimage import data as skdata
 
 from analyzers.face.geometry import landmarks as lm
+from analyzers.face.mediapipe import landmarker as landmarker_module
 from analyzers.face.mediapipe import roi as geometry
 from analyzers.face.mediapipe.blazeface import (
     NUM_ANCHORS,
@@ -32,14 +38,18 @@ from analyzers.face.mediapipe.blazeface import (
     ssd_anchors,
     weighted_nms,
 )
+from analyzers.face.mediapipe.blazeface_full_range import BlazeFaceFullRange
 from analyzers.face.mediapipe.blocks import same_pad
 from analyzers.face.mediapipe.facemesh import FaceMesh
 from analyzers.face.mediapipe.iris import IrisLandmark
 from analyzers.face.mediapipe.landmarker import (
+    DETECTORS,
     LEFT_EYE_CONTOUR,
     RIGHT_EYE_CONTOUR,
+    TILE_OVERLAP,
     FaceLandmarker,
     FaceLandmarks,
+    detection_windows,
     eye_crops,
 )
 
@@ -63,14 +73,37 @@ def _load_converter() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="module")
-def landmarker() -> Iterator[FaceLandmarker]:
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
     # One thread: CI boxes have 2 cores shared with other work, where a second OpenMP thread
     # mostly waits (and these tests check numbers, not speed).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield FaceLandmarker("cpu")
+    yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def landmarker() -> FaceLandmarker:
+    """The default: short-range detector, tiled for faces from 40 px."""
+    return FaceLandmarker("cpu")
+
+
+@pytest.fixture(scope="module")
+def mediapipe_landmarker() -> FaceLandmarker:
+    """Whole-frame detection only, as MediaPipe does it."""
+    return FaceLandmarker("cpu", min_face_px=None)
+
+
+@pytest.fixture(scope="module")
+def converter() -> ModuleType:
+    return _load_converter()
+
+
+@pytest.fixture(scope="module")
+def room(converter: ModuleType) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    image, boxes = converter.room_scene()
+    return image, boxes
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +111,10 @@ def golden() -> dict[str, np.ndarray]:
     with np.load(GOLDEN) as loaded:
         raw = {k: loaded[k] for k in loaded.files}
     out: dict[str, np.ndarray] = {}
-    for net in ("blazeface", "facemesh", "iris"):
+    for net in ("blazeface", "facemesh", "iris", "blazeface_full_range"):
         keys = sorted(
-            (k for k in raw if k.startswith(f"input_{net}_")), key=lambda k: int(k.rsplit("_")[-1])
+            (k for k in raw if re.fullmatch(rf"input_{net}_\d+", k)),
+            key=lambda k: int(k.rsplit("_")[-1]),
         )
         out[f"input_{net}"] = np.stack(
             [cv2.imdecode(raw.pop(k), cv2.IMREAD_UNCHANGED) for k in keys]
@@ -92,6 +126,44 @@ def golden() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
     return np.ascontiguousarray(skdata.astronaut())
+
+
+@pytest.fixture(scope="module")
+def two_faces(astronaut: np.ndarray) -> np.ndarray:
+    # A wide frame: the astronaut (face ~97 px) beside a 3/4-size copy, 1024 x 512.
+    small = cv2.resize(astronaut, (384, 384), interpolation=cv2.INTER_AREA)
+    right = np.zeros_like(astronaut)
+    right[:384, :384] = small
+    return np.ascontiguousarray(np.concatenate([astronaut, right], axis=1))
+
+
+def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    # Scale to cover width x height, crop the top-left corner; gray becomes RGB.
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    scale = max(width / image.shape[1], height / image.shape[0])
+    size = (math.ceil(image.shape[1] * scale), math.ceil(image.shape[0] * scale))
+    resized = cv2.resize(np.ascontiguousarray(image[..., :3]), size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(resized[:height, :width])
+
+
+def _assert_found(
+    faces: list[FaceLandmarks], expected: list[tuple[float, float, float, float]]
+) -> None:
+    # Each expected face box matches exactly one found face: centres within a quarter of
+    # the face width, widths within 30 % (the landmark box spans forehead to chin).
+    assert len(faces) == len(expected), [f.box for f in faces]
+    for ex, ey, ew, eh in expected:
+        matches = [
+            f
+            for f in faces
+            if abs(f.box[0] + f.box[2] / 2 - (ex + ew / 2)) < ew / 4
+            and abs(f.box[1] + f.box[3] / 2 - (ey + eh / 2)) < ew / 4
+            and 0.7 < f.box[2] / ew < 1.3
+        ]
+        assert len(matches) == 1, ((ex, ey, ew, eh), [f.box for f in faces])
+        assert matches[0].landmarks.shape == (478, 3)
+        assert matches[0].presence > 0.9
 
 
 def _rgb_from_gray(gray: np.ndarray, size: int) -> np.ndarray:
@@ -125,6 +197,78 @@ def test_ssd_anchors_follow_the_short_range_layout() -> None:
     np.testing.assert_allclose(anchors[512:518], np.tile([0.5 / 8, 0.5 / 8], (6, 1)))
     np.testing.assert_allclose(anchors[518], [1.5 / 8, 0.5 / 8])
     np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
+
+
+@pytest.mark.unit
+def test_ssd_anchors_follow_the_full_range_layout() -> None:
+    spec = DETECTORS["full_range"]
+    anchors = ssd_anchors(
+        spec.input_size,
+        spec.anchor_strides,
+        interpolated_scale_aspect_ratio=spec.interpolated_scale_aspect_ratio,
+    )
+    # One stride-4 layer on 192 px, one anchor per cell of the 48 x 48 map, row-major.
+    assert anchors.shape == (2304, 2)
+    np.testing.assert_allclose(anchors[0], [0.5 / 48, 0.5 / 48])
+    np.testing.assert_allclose(anchors[1], [1.5 / 48, 0.5 / 48])
+    np.testing.assert_allclose(anchors[48], [0.5 / 48, 1.5 / 48])
+    np.testing.assert_allclose(anchors[-1], [47.5 / 48, 47.5 / 48])
+
+
+@pytest.mark.unit
+def test_detection_windows_tile_the_frame() -> None:
+    fraction = DETECTORS["short_range"].min_face_fraction
+    # MediaPipe: the whole frame, letterboxed. Small frames get nothing more.
+    assert detection_windows(480, 640, None, fraction) == [geometry.letterbox_roi(480, 640)]
+    assert len(detection_windows(240, 320, 40, fraction)) == 1
+    for (height, width), counts in {
+        (480, 640): {256: 9},
+        (360, 640): {256: 6},
+        (512, 1024): {256: 15, 512: 3},
+        (720, 1280): {256: 28, 512: 6},
+    }.items():
+        windows = detection_windows(height, width, 40, fraction)
+        assert windows[0] == geometry.letterbox_roi(height, width)
+        tiles = windows[1:]
+        assert {int(t.size): sum(1 for u in tiles if u.size == t.size) for t in tiles} == counts
+        for side in counts:
+            level = [t for t in tiles if t.size == side]
+            # Every pixel is covered; neighbouring tiles overlap by at least a quarter side,
+            # so a face up to that size lies whole in some tile.
+            xs = sorted({t.center_x for t in level})
+            ys = sorted({t.center_y for t in level})
+            for centers, length in ((xs, width), (ys, height)):
+                starts = [c - side / 2 for c in centers]
+                assert starts[0] <= 0 and starts[-1] + side >= length
+                gaps = np.diff(starts)
+                assert np.all(side - gaps >= TILE_OVERLAP * side - 1e-9)
+            assert all(t.rotation == 0.0 for t in level)
+    # 40 px faces are 20 px of a 128 px short-range input in a 256 px tile.
+    assert detection_windows(480, 640, 40, fraction)[1].size == 256
+
+
+@pytest.mark.unit
+def test_tile_detections_cut_by_an_inner_edge_are_dropped() -> None:
+    tile = geometry.Roi(128.0, 128.0, 256.0, 0.0)  # the top-left tile of a 640 x 480 frame
+    boxes = np.array(
+        [
+            [100.0, 100.0, 160.0, 160.0],  # inside
+            [0.0, 0.0, 60.0, 60.0],  # at the frame's corner: kept
+            [200.0, 100.0, 256.0, 160.0],  # cut by the tile's right edge
+            [100.0, 220.0, 160.0, 256.0],  # cut by its bottom edge
+        ]
+    )
+    keep = landmarker_module._inside_tile(boxes, tile, 480, 640)
+    assert keep.tolist() == [True, True, False, False]
+
+
+@pytest.mark.unit
+def test_duplicates_and_pieces_of_larger_faces() -> None:
+    face = (100, 100, 120, 130)
+    assert landmarker_module._is_part_of((104, 98, 118, 128), face)  # the same face again
+    assert landmarker_module._is_part_of((200, 120, 40, 50), face)  # an ear at its edge
+    assert not landmarker_module._is_part_of((300, 100, 110, 120), face)  # a neighbour
+    assert not landmarker_module._is_part_of((240, 110, 60, 60), (100, 100, 60, 60))  # apart
 
 
 @pytest.mark.unit
@@ -176,6 +320,7 @@ def test_shipped_weights_match_provenance_and_load_strictly() -> None:
     provenance = (WEIGHTS_DIR / "PROVENANCE.md").read_text()
     for name, model in (
         ("blazeface_short_range.pt", BlazeFace()),
+        ("blazeface_full_range.pt", BlazeFaceFullRange()),
         ("face_mesh.pt", FaceMesh()),
         ("iris_landmark.pt", IrisLandmark()),
     ):
@@ -191,8 +336,8 @@ def test_shipped_weights_match_provenance_and_load_strictly() -> None:
 
 
 @pytest.mark.unit
-def test_converter_layer_maps_cover_every_parameter_once() -> None:
-    converter = _load_converter()
+def test_converter_layer_maps_cover_every_parameter_once(converter: ModuleType) -> None:
+    assert set(converter.MODELS) == set(converter.SOURCES)
     for name, (build, layer_map) in converter.MODELS.items():
         model = build()
         pairs = layer_map()
@@ -206,6 +351,11 @@ def test_converter_layer_maps_cover_every_parameter_once() -> None:
         assert {k.rsplit(".", 1)[0] for k in keys} == set(paths), name
 
 
+@pytest.fixture(scope="module")
+def full_range() -> FaceLandmarker:
+    return FaceLandmarker("cpu", detector_model="full_range", with_iris=False)
+
+
 @pytest.mark.model
 @pytest.mark.parametrize(
     ("net", "outputs"),
@@ -213,17 +363,29 @@ def test_converter_layer_maps_cover_every_parameter_once() -> None:
         ("blazeface", ("blazeface_regressors", "blazeface_logits")),
         ("facemesh", ("facemesh_landmarks", "facemesh_flag")),
         ("iris", ("iris_contours", "iris_iris")),
+        (
+            "blazeface_full_range",
+            ("blazeface_full_range_regressors", "blazeface_full_range_logits"),
+        ),
     ],
 )
 def test_port_reproduces_tflite_golden_outputs(
-    landmarker: FaceLandmarker, golden: dict[str, np.ndarray], net: str, outputs: tuple[str, str]
+    landmarker: FaceLandmarker,
+    full_range: FaceLandmarker,
+    golden: dict[str, np.ndarray],
+    net: str,
+    outputs: tuple[str, str],
 ) -> None:
     run = {
         "blazeface": landmarker.run_detector,
         "facemesh": landmarker.run_mesh,
         "iris": landmarker.run_iris,
+        "blazeface_full_range": full_range.run_detector,
     }[net]
-    ours = run(golden[f"input_{net}"])
+    ours = list(run(golden[f"input_{net}"]))
+    if net == "blazeface_full_range":
+        # The golden file keeps the regressors of a subset of the 2304 anchors.
+        ours[0] = ours[0][:, golden["blazeface_full_range_anchors"]]
     for key, value in zip(outputs, ours, strict=True):
         ref = golden[key]
         assert value.shape == ref.shape, key
@@ -233,13 +395,21 @@ def test_port_reproduces_tflite_golden_outputs(
 
 @pytest.mark.model
 def test_pipeline_preprocessing_reproduces_golden_inputs(
-    landmarker: FaceLandmarker, golden: dict[str, np.ndarray], astronaut: np.ndarray
+    mediapipe_landmarker: FaceLandmarker,
+    golden: dict[str, np.ndarray],
+    astronaut: np.ndarray,
+    room: tuple[np.ndarray, list[tuple[float, float, float, float]]],
 ) -> None:
     detector_in = geometry.crop(astronaut, geometry.letterbox_roi(512, 512), 128, "zero")
     np.testing.assert_array_equal(detector_in, golden["input_blazeface"][0])
-    (det,) = landmarker.detect([astronaut])[0]
+    # The room scene is rebuilt from scikit-image's and matplotlib's images; a different
+    # JPEG decoder could change a few pixels of the Grace Hopper photo by one level.
+    full_range_in = geometry.crop(room[0], geometry.letterbox_roi(480, 640), 192, "zero")
+    diff = np.abs(full_range_in.astype(int) - golden["input_blazeface_full_range"][0])
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    (det,) = mediapipe_landmarker.detect([astronaut])[0]
     mesh_in = geometry.crop(astronaut, det.roi, 192, "replicate")
-    raw, _ = landmarker.run_mesh(mesh_in[None])
+    raw, _ = mediapipe_landmarker.run_mesh(mesh_in[None])
     eyes_in, _ = eye_crops(astronaut, geometry.project(raw[0], det.roi, 192))
     # A different CPU may move a ROI by ~1e-5 px and flip the rounding of a few pixels.
     for ours, ref in ((mesh_in[None], golden["input_facemesh"]), (eyes_in, golden["input_iris"])):
@@ -252,7 +422,7 @@ def test_pipeline_matches_mediapipe_end_to_end(
     golden: dict[str, np.ndarray], astronaut: np.ndarray
 ) -> None:
     # MediaPipe 0.10.21's legacy FaceDetection / FaceMesh(static_image_mode) on the same image.
-    plain = FaceLandmarker("cpu", with_iris=False)
+    plain = FaceLandmarker("cpu", min_face_px=None, with_iris=False)
     (det,) = plain.detect([astronaut])[0]
     np.testing.assert_allclose(det.keypoints, golden["mediapipe_keypoints"], atol=0.01)
     assert det.score == pytest.approx(float(golden["mediapipe_detection"][4]), abs=1e-4)
@@ -262,12 +432,31 @@ def test_pipeline_matches_mediapipe_end_to_end(
 
 
 @pytest.mark.model
+def test_full_range_matches_mediapipe_end_to_end(
+    golden: dict[str, np.ndarray], room: tuple[np.ndarray, list[tuple[float, float, float, float]]]
+) -> None:
+    # MediaPipe 0.10.21's FaceDetection(model_selection=1) on the room scene: all three faces.
+    detector = FaceLandmarker(
+        "cpu", detector_model="full_range", min_face_px=None, min_score=0.5, with_iris=False
+    )
+    dets = detector.detect([room[0]])[0]
+    reference = golden["mediapipe_full_range_room_detections"]
+    assert len(dets) == len(reference) == 3
+    np.testing.assert_allclose(
+        np.stack([d.keypoints for d in dets]),
+        golden["mediapipe_full_range_room_keypoints"],
+        atol=0.01,
+    )
+    np.testing.assert_allclose([d.score for d in dets], reference[:, 4], atol=1e-4)
+
+
+@pytest.mark.model
 def test_iris_agrees_with_mediapipe_refined_mesh(
-    landmarker: FaceLandmarker, golden: dict[str, np.ndarray], astronaut: np.ndarray
+    mediapipe_landmarker: FaceLandmarker, golden: dict[str, np.ndarray], astronaut: np.ndarray
 ) -> None:
     # A different model (face_landmark_with_attention) predicts the same 478-point layout;
     # on this 18-px-wide eye the two agree to ~0.8 px, and edge points keep the same order.
-    (face,) = landmarker.process([astronaut])[0]
+    (face,) = mediapipe_landmarker.process([astronaut])[0]
     refined = golden["mediapipe_mesh_refined"]
     error = np.linalg.norm(face.landmarks[468:, :2] - refined[468:, :2], axis=1)
     assert error.max() < 1.5, error
@@ -316,6 +505,7 @@ def test_iris_contour_refines_the_mesh_in_place(
     landmarker: FaceLandmarker, astronaut: np.ndarray
 ) -> None:
     (plain,) = FaceLandmarker("cpu", with_iris=False).process([astronaut])[0]
+    assert landmarker.min_face_px == 40  # the same (tiled) detection as `plain`
     (refined,) = landmarker.process([astronaut])[0]
     assert plain.landmarks.shape == (468, 3)
     # Each of the 2 x 71 contour points replaces the mesh point it stands for, so it
@@ -338,6 +528,62 @@ def test_blank_and_noise_have_no_faces(landmarker: FaceLandmarker) -> None:
     assert landmarker.detect([blank, noise]) == [[], []]
     assert landmarker.process([blank, noise]) == [[], []]
     assert landmarker.process([]) == []
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("detector_model", ["short_range", "full_range"])
+def test_face_free_photos_have_no_faces(detector_model: str) -> None:
+    # Tiles give the detector many more looks at textures; the mesh's presence flag and
+    # the duplicate rules must keep those from becoming faces (a cat's face included).
+    landmarker = FaceLandmarker("cpu", detector_model=detector_model)  # type: ignore[arg-type]
+    names = ("coffee", "chelsea", "rocket", "brick", "gravel", "hubble_deep_field", "coins")
+    photos = [getattr(skdata, name)() for name in names]
+    frames = [_cover(p, 640, 480) for p in photos] + [_cover(p, 640, 360) for p in photos]
+    assert landmarker.process(frames) == [[] for _ in frames]
+
+
+@pytest.mark.model
+def test_room_camera_shows_three_faces(
+    landmarker: FaceLandmarker,
+    mediapipe_landmarker: FaceLandmarker,
+    room: tuple[np.ndarray, list[tuple[float, float, float, float]]],
+) -> None:
+    # Faces of 96, 64 and 44 px in a 640 x 480 frame: the tiles find all three ...
+    image, expected = room
+    _assert_found(landmarker.process([image])[0], expected)
+    # ... where MediaPipe's whole-frame detection (128 px for 640) sees only the largest.
+    assert len(mediapipe_landmarker.process([image])[0]) == 1
+    # A 640 x 360 crop of it (a 16:9 camera) too.
+    crop = np.ascontiguousarray(image[60:420])
+    shifted = [(x, y - 60, w, h) for x, y, w, h in expected]
+    _assert_found(landmarker.process([crop])[0], shifted)
+
+
+@pytest.mark.model
+def test_room_camera_with_the_full_range_detector(
+    room: tuple[np.ndarray, list[tuple[float, float, float, float]]],
+) -> None:
+    image, expected = room
+    tiled = FaceLandmarker("cpu", detector_model="full_range")
+    _assert_found(tiled.process([image])[0], expected)
+    assert tiled.min_score == 0.6  # the full-range graph's threshold
+
+
+@pytest.mark.model
+def test_wide_frame_with_two_faces(landmarker: FaceLandmarker, two_faces: np.ndarray) -> None:
+    # 1024 x 512: faces of ~97 and ~73 px are 12 and 9 px of the whole-frame window.
+    faces = landmarker.process([two_faces])[0]
+    assert len(faces) == 2
+    big, small = faces
+    assert 160 <= big.box[0] <= 200 and big.box[0] + big.box[2] < 512
+    assert small.box[0] >= 512 and small.box[2] < big.box[2]
+    assert all(f.landmarks.shape == (478, 3) for f in faces)
+    # max_faces keeps the largest face, although the smaller one scores higher.
+    one = FaceLandmarker("cpu", max_faces=1, with_iris=False)
+    (best,) = one.detect([two_faces])[0]
+    assert best.box[0] >= 512
+    (largest,) = one.process([two_faces])[0]
+    assert largest.box[0] < 512
 
 
 @pytest.mark.unit
@@ -384,7 +630,6 @@ def test_two_faces_side_by_side(landmarker: FaceLandmarker, astronaut: np.ndarra
     left, right = sorted(faces, key=lambda f: f.box[0])
     assert left.box[0] + left.box[2] < right.box[0]
     assert left.box[0] + left.box[2] <= face.shape[1] <= right.box[0]
-    # max_faces cuts by detector score.
     assert len(FaceLandmarker("cpu", max_faces=1, with_iris=False).process([wide])[0]) == 1
 
 

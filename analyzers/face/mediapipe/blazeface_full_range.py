@@ -95,9 +95,11 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block to ``(n, channels, h, w)``."""
-        h = F.relu(self.pw1(self.dw1(x)))
-        out: torch.Tensor = F.relu(x + self.pw2(self.dw2(h)))
-        return out
+        h = F.relu(self.pw1(self.dw1(x)), inplace=True)
+        # In place on fresh conv outputs: the same sums, fewer full-size temporaries.
+        h = self.pw2(self.dw2(h))
+        h += x
+        return F.relu(h, inplace=True)
 
 
 class DownBlock(nn.Module):
@@ -120,9 +122,8 @@ class DownBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block to ``(n, in_channels, h, w)``; ``h`` and ``w`` halve."""
-        h = F.relu(self.pw1(self.dw1(x)))
-        out: torch.Tensor = F.relu(self.pw2(self.dw2(h)))
-        return out
+        h = F.relu(self.pw1(self.dw1(x)), inplace=True)
+        return F.relu(self.pw2(self.dw2(h)), inplace=True)
 
 
 class Head(nn.Module):
@@ -147,7 +148,8 @@ class Head(nn.Module):
         # input channels [(2 dy + dx) * values, ... + values) of pixel (i, j). torch's
         # pixel_shuffle orders channels the other way round, so rearrange by hand.
         y = y.reshape(n, 2, 2, self.values, h, w).permute(0, 4, 1, 5, 2, 3)
-        return y.reshape(n, 4 * h * w, self.values)
+        out: torch.Tensor = y.reshape(n, 4 * h * w, self.values)
+        return out
 
 
 class BlazeFaceFullRange(nn.Module):
@@ -190,17 +192,20 @@ class BlazeFaceFullRange(nn.Module):
             ``(regressors, logits)``: ``(n, 2304, 16)`` raw box/keypoint regressions and
             ``(n, 2304)`` raw score logits, in MediaPipe's anchor order.
         """
-        x = self.stages[0](F.relu(self.stem(x)))
+        x = self.stages[0](F.relu(self.stem(x), inplace=True))
         laterals = []
         # self.lateral is ordered like the graph computes it: 48 px first.
         for i, down in enumerate(self.down):
             if i >= 1:
-                laterals.append(F.relu(self.lateral[i - 1](x)))
+                laterals.append(F.relu(self.lateral[i - 1](x), inplace=True))
             x = self.stages[i + 1](down(x))
         for top, lateral, blocks in zip(self.top, reversed(laterals), self.top_down, strict=True):
             size = (2 * x.shape[2], 2 * x.shape[3])
             # Half-pixel centres (align_corners=False), as the graph's RESIZE_BILINEAR.
-            up = F.interpolate(F.relu(top(x)), size=size, mode="bilinear", align_corners=False)
-            x = blocks(lateral + up)
+            up = F.interpolate(
+                F.relu(top(x), inplace=True), size=size, mode="bilinear", align_corners=False
+            )
+            up += lateral
+            x = blocks(up)
         n = x.shape[0]
         return self.reg(x), self.cls(x).reshape(n, -1)

@@ -2,18 +2,29 @@
 
 :class:`FaceLandmarker` reproduces what MediaPipe's ``face_landmark_front_cpu``
 graph does on a single image (``static_image_mode``, no tracking between
-frames), plus the ``iris_landmark_left_and_right`` refinement:
+frames), plus the ``iris_landmark_left_and_right`` refinement, and adds tiled
+detection so that small faces (a meeting-room camera) are found too:
 
-1. **Detect** (BlazeFace short range): every frame is letterboxed to a black-
-   bordered square and resized to 128 x 128; all frames go through the
-   detector in one batch. Scores are sigmoids of clipped logits, boxes are
-   decoded against the 896 SSD anchors, merged by weighted NMS (IoU 0.3) and
-   cut to ``max_faces`` by score.
+1. **Detect** (BlazeFace short range by default, or full range): every frame is
+   letterboxed to a black-bordered square and resized to the detector's input
+   (128 or 192 px). With ``min_face_px`` set (the default, 40), frames large
+   enough also get overlapping square tiles (:func:`detection_windows`), sized
+   so that a face of ``min_face_px`` covers the fraction of a tile the detector
+   still finds. All windows of all frames go through the detector together (in
+   chunks of :data:`CPU_DETECTOR_BATCH` on the CPU). Scores are sigmoids of
+   clipped logits; boxes are decoded against the SSD anchors and mapped to frame
+   pixels; tile detections that touch a tile edge inside the frame (a face cut
+   by the tile) are dropped; all of a frame's detections are merged by weighted
+   NMS (IoU 0.3) and cut by score to ``max_faces`` (:meth:`FaceLandmarker.detect`)
+   or twice that (the mesh's candidates).
 2. **Mesh** (Face Mesh): each face's ROI is the detection box centre, rotated
    so the eyes are level, 1.5 x the longer box side; all faces of all frames
    are cropped to 192 x 192 and go through the mesh in one batch. The
    face-presence logit is passed through a sigmoid and faces below
-   ``min_presence`` are dropped.
+   ``min_presence`` are dropped. In a tiled frame, a face whose landmark box
+   overlaps a larger one's by IoU > 0.5, or lies inside the ROI of a face at
+   least 1.5 x larger (a tile that saw an ear or an eye as a face), is dropped too.
+   The ``max_faces`` largest faces remain.
 3. **Iris** (optional): each eye's ROI is 2.3 x the longer side of the box
    spanned by its corner landmarks (33/133 and 362/263), rotated along them,
    64 x 64; the subject's left eye is mirrored,
@@ -26,15 +37,20 @@ frames), plus the ``iris_landmark_left_and_right`` refinement:
    MediaPipe's ``refine_landmarks=True`` mesh), 473-477 the left.
 
 Coordinates are image pixels; ``z`` is in pixels too (scaled like ``x``), relative
-depth with smaller values closer to the camera. Steps 1 and 2 match MediaPipe
-0.10.21 to within 0.01 px (see ``weights/PROVENANCE.md``). Step 3 follows
-MediaPipe's iris graphs as published; they are not in the wheel, so it was
-checked against the ``refine_landmarks=True`` mesh instead (iris centres within
-~0.3 px). Deliberate differences: the mesh's ``z`` is kept where the eye contour
-replaces ``x, y`` (the iris model's depth has another origin), iris ``z`` is
-shifted so the contour's mean depth matches the mesh's, and the mirrored eye's
-iris edge points are reordered as described above. Eye crops use the same
-corner-to-corner bilinear warp as the other crops.
+depth with smaller values closer to the camera. With ``min_face_px=None`` (no
+tiles) steps 1 and 2 match MediaPipe 0.10.21 to within 0.01 px (see
+``weights/PROVENANCE.md``), for either detector (``FaceDetection(model_selection=0
+or 1)``). Step 3 follows MediaPipe's iris graphs as published; they are not in
+the wheel, so it was checked against the ``refine_landmarks=True`` mesh instead
+(iris centres within ~0.3 px). Deliberate differences: the tiles and the
+duplicate removal of steps 1-2, keeping the largest faces rather than the
+best-scoring ones when there are more than ``max_faces``; the mesh's ``z`` is
+kept where the eye contour replaces ``x, y`` (the iris model's depth has another
+origin), iris ``z`` is shifted so the contour's mean depth matches the mesh's,
+and the mirrored eye's iris edge points are reordered as described above. Eye crops use the same
+corner-to-corner bilinear warp as the other crops. MediaPipe's own face mesh
+only ever uses the short-range detector; the full-range one feeds the same ROI
+rule here (both give the same six keypoints).
 
 Runs in an inference worker process (or a test thread). No asyncio; nothing
 from ``bot/`` or ``web/``. Not thread-safe: one caller per instance.
@@ -43,16 +59,18 @@ from ``bot/`` or ``web/``. Not thread-safe: one caller per instance.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
+from . import blazeface, blazeface_full_range
 from . import roi as geometry
-from .blazeface import INPUT_SIZE as DETECTOR_SIZE
-from .blazeface import MIN_SCORE, BlazeFace, decode_detections, ssd_anchors, weighted_nms
+from .blazeface import RawDetections, decode_detections, ssd_anchors, weighted_nms
 from .blocks import load_state_dict_file
 from .facemesh import INPUT_SIZE as MESH_SIZE
 from .facemesh import NUM_LANDMARKS, FaceMesh
@@ -62,16 +80,96 @@ from .iris import NUM_IRIS, IrisLandmark
 #: Where the converted state dicts ship.
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 BLAZEFACE_WEIGHTS = "blazeface_short_range.pt"
+BLAZEFACE_FULL_RANGE_WEIGHTS = "blazeface_full_range.pt"
 FACE_MESH_WEIGHTS = "face_mesh.pt"
 IRIS_WEIGHTS = "iris_landmark.pt"
 
 #: Faces whose mesh presence (sigmoid) is below this are dropped (MediaPipe: 0.5).
 MIN_PRESENCE = 0.5
-#: At most this many faces per frame, the best-scoring ones. MediaPipe's default is 1;
-#: a meeting tile rarely shows more than a few people, and each costs one mesh crop.
+#: At most this many faces per frame (the largest; see FaceLandmarker.process). MediaPipe's
+#: default is 1; a meeting tile rarely shows more than a few people, each costs a mesh crop.
 MAX_FACES = 4
 #: Landmarks with iris refinement.
 NUM_LANDMARKS_WITH_IRIS = NUM_LANDMARKS + 2 * NUM_IRIS
+
+DetectorModel = Literal["short_range", "full_range"]
+#: The detector used unless another is asked for.
+DETECTOR_MODEL: DetectorModel = "short_range"
+#: Default smallest face side, in frame pixels, that detection is tiled for (the face
+#: analyzer's ``min_face_px``); ``None`` turns tiling off.
+MIN_FACE_PX = 40
+#: Neighbouring tiles of one level overlap by at least this fraction of their side.
+TILE_OVERLAP = 0.25
+#: A tile level is used while its tile side is below the frame's longer side divided by this.
+TILE_LEVEL_RATIO = 1.5
+#: A tile detection whose box comes closer than this fraction of the tile side to a tile
+#: edge inside the frame is dropped: the tile cut the face, a neighbour sees it whole.
+TILE_EDGE_MARGIN = 0.02
+#: On the CPU the detector runs its windows in chunks of this many: larger batches fall
+#: out of the cache (10 short-range windows, torch 1 thread, best of 20: 28 ms in chunks
+#: of 4, 33 ms in one batch, 53 ms one by one). Other devices run all windows in one batch.
+CPU_DETECTOR_BATCH = 4
+#: :meth:`FaceLandmarker.process` runs the mesh on up to this many detections per face it
+#: may return, so that junk detections and duplicates do not crowd out real faces.
+MESH_CANDIDATES = 2
+#: In a tiled frame, faces whose landmark boxes overlap a larger face's by more than
+#: this IoU are duplicates (MediaPipe's tracking uses 0.5 for the same purpose).
+DUPLICATE_IOU = 0.5
+#: ... and a face whose landmark-box centre lies in the mesh ROI (1.5 x the box) of a
+#: face at least this much larger is part of it.
+CONTAINED_RATIO = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """One BlazeFace variant and how MediaPipe's graph decodes it.
+
+    Attributes:
+        build: Makes the torch module.
+        weights: State-dict file name in the weights folder.
+        input_size: Side of the square input in pixels.
+        anchor_strides: ``SsdAnchorsCalculator`` strides.
+        interpolated_scale_aspect_ratio: ``SsdAnchorsCalculator`` option (0: one anchor
+            per layer and cell).
+        min_score: The graph's ``min_score_thresh``.
+        min_face_fraction: Smallest face side, as a fraction of a detector window, that
+            the detector still finds: 20 px of the short-range model's 128. On synthetic
+            room scenes (frontal, profile and blurred faces) it found 46, 58, 75 and 92 %
+            of the faces 16, 20, 25 and 32 px wide at its input; sharp frontal faces all
+            from 20 px. Tiles are sized from it. The full-range model uses the same
+            fraction: its tiles then found 122 of 141 faces of 40-120 px, with 0.125
+            (320-px tiles) 111.
+    """
+
+    build: Callable[[], nn.Module]
+    weights: str
+    input_size: int
+    anchor_strides: tuple[int, ...]
+    interpolated_scale_aspect_ratio: float
+    min_score: float
+    min_face_fraction: float
+
+
+DETECTORS: dict[DetectorModel, DetectorSpec] = {
+    "short_range": DetectorSpec(
+        build=blazeface.BlazeFace,
+        weights=BLAZEFACE_WEIGHTS,
+        input_size=blazeface.INPUT_SIZE,
+        anchor_strides=blazeface.ANCHOR_STRIDES,
+        interpolated_scale_aspect_ratio=blazeface.ANCHOR_INTERPOLATED_SCALE_ASPECT_RATIO,
+        min_score=blazeface.MIN_SCORE,
+        min_face_fraction=20 / 128,
+    ),
+    "full_range": DetectorSpec(
+        build=blazeface_full_range.BlazeFaceFullRange,
+        weights=BLAZEFACE_FULL_RANGE_WEIGHTS,
+        input_size=blazeface_full_range.INPUT_SIZE,
+        anchor_strides=blazeface_full_range.ANCHOR_STRIDES,
+        interpolated_scale_aspect_ratio=blazeface_full_range.ANCHOR_INTERPOLATED_SCALE_ASPECT_RATIO,
+        min_score=blazeface_full_range.MIN_SCORE,
+        min_face_fraction=20 / 128,
+    ),
+}
 
 #: Eye-corner landmarks, image-left corner first, for an unmirrored frame. MediaPipe's
 #: iris graph calls the first pair the "left eye" (it is on the image's left).
@@ -245,6 +343,19 @@ def _pixel_box(
     return x0, y0, x1 - x0, y1 - y0
 
 
+def _landmark_box(points: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    # The tight pixel box around the 468 mesh points (iris points excluded).
+    face = points[:NUM_LANDMARKS]
+    return _pixel_box(
+        float(face[:, 0].min()),
+        float(face[:, 1].min()),
+        float(face[:, 0].max()),
+        float(face[:, 1].max()),
+        height,
+        width,
+    )
+
+
 def _check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
     checked = []
     for image in images:
@@ -257,23 +368,136 @@ def _check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
     return checked
 
 
+def _tile_starts(length: int, tile: float, overlap: float) -> list[float]:
+    # Evenly spaced starts covering [0, length) with neighbours overlapping >= overlap; a
+    # tile longer than the frame is centred on it (its overhang is black, like the letterbox).
+    if tile >= length:
+        return [(length - tile) / 2]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    step = (length - tile) / (count - 1)
+    return [i * step for i in range(count)]
+
+
+def tile_sizes(height: int, width: int, min_face_px: float, min_face_fraction: float) -> list[int]:
+    """Side of the tiles of each level of :func:`detection_windows`, smallest first.
+
+    The first level's side is ``min_face_px / min_face_fraction`` (a face of
+    ``min_face_px`` is just large enough for the detector there); each further
+    level doubles it. Levels stop once the side reaches the frame's longer side
+    divided by :data:`TILE_LEVEL_RATIO`; the whole frame covers larger faces.
+
+    Args:
+        height: Frame height in pixels.
+        width: Frame width in pixels.
+        min_face_px: Smallest face side to find, in frame pixels.
+        min_face_fraction: See :class:`DetectorSpec`.
+    """
+    sizes = []
+    side = math.ceil(min_face_px / min_face_fraction)
+    while side * TILE_LEVEL_RATIO < max(height, width):
+        sizes.append(side)
+        side *= 2
+    return sizes
+
+
+def detection_windows(
+    height: int, width: int, min_face_px: float | None, min_face_fraction: float
+) -> list[geometry.Roi]:
+    """The square regions of a frame the detector reads, the whole frame first.
+
+    The first window is the whole frame letterboxed (MediaPipe's only one). With
+    ``min_face_px`` set, each level of :func:`tile_sizes` adds a grid of square
+    tiles of that side, overlapping by at least :data:`TILE_OVERLAP` of it, that
+    covers the frame; a face up to that overlap lies whole in some tile. A frame
+    whose longer side is under :data:`TILE_LEVEL_RATIO` x the first tile side
+    (384 px for 40-px faces and the short-range model) gets no tiles: its whole
+    frame finds faces from about ``min_face_fraction`` x its longer side.
+
+    Args:
+        height: Frame height in pixels.
+        width: Frame width in pixels.
+        min_face_px: Smallest face side to find, in frame pixels, or ``None`` for the
+            whole frame only.
+        min_face_fraction: See :class:`DetectorSpec`.
+    """
+    windows = [geometry.letterbox_roi(height, width)]
+    if min_face_px is None:
+        return windows
+    for side in tile_sizes(height, width, min_face_px, min_face_fraction):
+        overlap = side * TILE_OVERLAP
+        for y in _tile_starts(height, side, overlap):
+            for x in _tile_starts(width, side, overlap):
+                windows.append(geometry.Roi(x + side / 2, y + side / 2, float(side), 0.0))
+    return windows
+
+
+def _inside_tile(boxes: np.ndarray, window: geometry.Roi, height: int, width: int) -> np.ndarray:
+    # True for (xmin, ymin, xmax, ymax) pixel boxes clear of every tile edge that lies
+    # inside the frame; edges on or beyond the frame border do not cut faces.
+    half = window.size / 2
+    x0, y0 = window.center_x - half, window.center_y - half
+    x1, y1 = window.center_x + half, window.center_y + half
+    margin = TILE_EDGE_MARGIN * window.size
+    keep = np.ones(len(boxes), dtype=bool)
+    # Half a pixel of slack: the last tile's far edge is the frame's, up to rounding.
+    if x0 > 0.5:
+        keep &= boxes[:, 0] >= x0 + margin
+    if y0 > 0.5:
+        keep &= boxes[:, 1] >= y0 + margin
+    if x1 < width - 0.5:
+        keep &= boxes[:, 2] <= x1 - margin
+    if y1 < height - 0.5:
+        keep &= boxes[:, 3] <= y1 - margin
+    return keep
+
+
+def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _is_part_of(face: tuple[int, int, int, int], larger: tuple[int, int, int, int]) -> bool:
+    # A duplicate of `larger`, or a piece of it (an ear, an eye) seen as a face by a tile.
+    if _box_iou(face, larger) > DUPLICATE_IOU:
+        return True
+    side, larger_side = max(face[2], face[3]), max(larger[2], larger[3])
+    if larger_side < CONTAINED_RATIO * side:
+        return False
+    dx = face[0] + face[2] / 2 - (larger[0] + larger[2] / 2)
+    dy = face[1] + face[3] / 2 - (larger[1] + larger[3] / 2)
+    reach = geometry.FACE_ROI_SCALE * larger_side / 2
+    return abs(dx) < reach and abs(dy) < reach
+
+
 class FaceLandmarker:
     """Face detection, 468/478-point landmarks and irises for batches of RGB frames.
 
-    Loads the three shipped state dicts once and keeps the models in ``eval()``
-    on ``device``; every forward pass runs under ``torch.inference_mode()``.
-    Frames of any size can be mixed in one call. Each stage runs once per call
-    for the whole batch: one detector pass for all frames, one mesh pass for
-    all faces, one iris pass for all eyes.
+    Loads the shipped state dicts (one detector, mesh, iris) once and keeps the
+    models in ``eval()`` on ``device``; every forward pass runs under
+    ``torch.inference_mode()``. Frames of any size can be mixed in one call.
+    Each stage runs once per call for the whole batch: one detector pass for all
+    windows of all frames (in chunks of :data:`CPU_DETECTOR_BATCH` on the CPU),
+    one mesh pass for all candidate faces, one iris pass for all eyes.
 
     Runs in an inference worker process, one caller at a time. The caller owns
     torch's thread settings (``torch.set_num_threads``).
 
     Args:
         device: ``"cpu"``, ``"cuda"``, ``"mps"`` or a ``torch.device``.
-        min_score: Detector score threshold (MediaPipe: 0.5).
+        detector_model: ``"short_range"`` (BlazeFace short range, 128 px input) or
+            ``"full_range"`` (192 px, MediaPipe's detector for distant faces).
+        min_face_px: Smallest face side, in frame pixels, to tile detection for (see
+            :func:`detection_windows`); ``None`` reads the whole frame only, as
+            MediaPipe does. Tiles cost one detector window each: a 640 x 480 frame
+            has 10 windows at the default 40 px, 640 x 360 has 7.
+        min_score: Detector score threshold; ``None`` takes the MediaPipe graph's
+            (short range 0.5, full range 0.6).
         min_presence: Face Mesh presence threshold (MediaPipe: 0.5).
-        max_faces: At most this many faces per frame, by detector score.
+        max_faces: At most this many faces per frame: :meth:`detect` keeps the
+            best-scoring detections, :meth:`process` the largest confirmed faces.
         with_iris: Run the iris model and return 478 landmarks instead of 468.
         weights_dir: Folder holding the ``.pt`` files (the shipped ones by default).
     """
@@ -282,7 +506,9 @@ class FaceLandmarker:
         self,
         device: torch.device | str = "cpu",
         *,
-        min_score: float = MIN_SCORE,
+        detector_model: DetectorModel = DETECTOR_MODEL,
+        min_face_px: float | None = MIN_FACE_PX,
+        min_score: float | None = None,
         min_presence: float = MIN_PRESENCE,
         max_faces: int = MAX_FACES,
         with_iris: bool = True,
@@ -290,13 +516,20 @@ class FaceLandmarker:
     ) -> None:
         if max_faces < 1:
             raise ValueError("max_faces must be at least 1")
+        if detector_model not in DETECTORS:
+            raise ValueError(f"unknown detector_model {detector_model!r}")
+        if min_face_px is not None and min_face_px <= 0:
+            raise ValueError("min_face_px must be positive (or None for no tiles)")
         self.device = torch.device(device)
-        self.min_score = min_score
+        self.detector_model = detector_model
+        self.detector_spec = spec = DETECTORS[detector_model]
+        self.min_face_px = min_face_px
+        self.min_score = spec.min_score if min_score is None else min_score
         self.min_presence = min_presence
         self.max_faces = max_faces
         self.weights_dir = weights = Path(weights_dir)
-        self.detector = BlazeFace()
-        load_state_dict_file(self.detector, weights / BLAZEFACE_WEIGHTS, self.device)
+        self.detector = spec.build()
+        load_state_dict_file(self.detector, weights / spec.weights, self.device)
         self.mesh = FaceMesh()
         load_state_dict_file(self.mesh, weights / FACE_MESH_WEIGHTS, self.device)
         self.iris: IrisLandmark | None = None
@@ -309,10 +542,25 @@ class FaceLandmarker:
             for model in (self.detector, self.mesh, self.iris):
                 if model is not None:
                     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self._anchors = torch.from_numpy(ssd_anchors()).to(self.device)
+        anchors = ssd_anchors(
+            spec.input_size,
+            spec.anchor_strides,
+            interpolated_scale_aspect_ratio=spec.interpolated_scale_aspect_ratio,
+        )
+        self._anchors = torch.from_numpy(anchors).to(self.device)
+
+    def windows(self, height: int, width: int) -> list[geometry.Roi]:
+        """The detector windows of a ``height`` x ``width`` frame (:func:`detection_windows`)."""
+        return detection_windows(
+            height, width, self.min_face_px, self.detector_spec.min_face_fraction
+        )
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Find faces with the detector only (no landmarks).
+
+        Detections of all windows (:meth:`windows`) are merged, but without the
+        mesh a tile may still report part of a larger face or a face-like texture;
+        :meth:`process` removes those.
 
         Args:
             images: H x W x 3 uint8 RGB frames, any sizes.
@@ -323,7 +571,9 @@ class FaceLandmarker:
         Raises:
             ValueError: If a frame is not H x W x 3 uint8.
         """
-        return self._detect(_check_images(images))
+        frames = _check_images(images)
+        windows = [self.windows(*f.shape[:2]) for f in frames]
+        return self._detect(frames, windows, self.max_faces)
 
     def process(self, images: Sequence[np.ndarray]) -> list[list[FaceLandmarks]]:
         """Detect faces and compute their landmarks.
@@ -331,15 +581,21 @@ class FaceLandmarker:
         Args:
             images: H x W x 3 uint8 RGB frames, any sizes.
 
+        The mesh reads up to :data:`MESH_CANDIDATES` x ``max_faces`` detections per
+        frame, by detector score; of the faces it confirms, the ``max_faces`` largest
+        are kept (MediaPipe keeps the best-scoring ones; in a room the largest faces
+        are the nearest people).
+
         Returns:
-            Per frame, the faces whose mesh presence reaches ``min_presence``, largest
-            box first (ties: top, then left, first).
+            Per frame, at most ``max_faces`` faces whose mesh presence reaches
+            ``min_presence``, largest box first (ties: top, then left, first).
 
         Raises:
             ValueError: If a frame is not H x W x 3 uint8.
         """
         frames = _check_images(images)
-        detections = self._detect(frames)
+        windows = [self.windows(*f.shape[:2]) for f in frames]
+        detections = self._detect(frames, windows, MESH_CANDIDATES * self.max_faces)
         jobs = [(i, det) for i, dets in enumerate(detections) for det in dets]
         results: list[list[FaceLandmarks]] = [[] for _ in frames]
         if not jobs:
@@ -350,6 +606,30 @@ class FaceLandmarker:
         presence = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         kept = [k for k in range(len(jobs)) if presence[k] >= self.min_presence]
         meshes = [geometry.project(raw[k], jobs[k][1].roi, MESH_SIZE) for k in kept]
+        boxes = [
+            _landmark_box(mesh, *frames[jobs[k][0]].shape[:2])
+            for k, mesh in zip(kept, meshes, strict=True)
+        ]
+        # Largest first (then by presence), at most max_faces per frame; in a tiled frame
+        # drop faces that duplicate or are part of a kept one (several windows saw them).
+        unique: list[int] = []
+        per_frame = [0] * len(frames)
+        for j in sorted(
+            range(len(kept)), key=lambda m: (-boxes[m][2] * boxes[m][3], -presence[kept[m]], m)
+        ):
+            frame = jobs[kept[j]][0]
+            if per_frame[frame] >= self.max_faces or (
+                len(windows[frame]) > 1
+                and any(
+                    jobs[kept[m]][0] == frame and _is_part_of(boxes[j], boxes[m]) for m in unique
+                )
+            ):
+                continue
+            unique.append(j)
+            per_frame[frame] += 1
+        unique.sort()
+        kept = [kept[j] for j in unique]
+        meshes = [meshes[j] for j in unique]
 
         if self.iris is not None and kept:
             eyes = [
@@ -363,19 +643,9 @@ class FaceLandmarker:
 
         for k, landmarks in zip(kept, meshes, strict=True):
             i, det = jobs[k]
-            height, width = frames[i].shape[:2]
-            face = landmarks[:NUM_LANDMARKS]
-            box = _pixel_box(
-                float(face[:, 0].min()),
-                float(face[:, 1].min()),
-                float(face[:, 0].max()),
-                float(face[:, 1].max()),
-                height,
-                width,
-            )
             results[i].append(
                 FaceLandmarks(
-                    box=box,
+                    box=_landmark_box(landmarks, *frames[i].shape[:2]),
                     score=det.score,
                     presence=float(presence[k]),
                     landmarks=landmarks,
@@ -386,54 +656,82 @@ class FaceLandmarker:
             faces.sort(key=lambda f: (-f.box[2] * f.box[3], f.box[1], f.box[0]))
         return results
 
-    def _detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
+    def _detect(
+        self, frames: list[np.ndarray], windows: list[list[geometry.Roi]], limit: int
+    ) -> list[list[Detection]]:
         if not frames:
             return []
-        letterboxes = [geometry.letterbox_roi(*f.shape[:2]) for f in frames]
+        size = self.detector_spec.input_size
         crops = np.stack(
             [
-                geometry.crop(f, lb, DETECTOR_SIZE, "zero")
-                for f, lb in zip(frames, letterboxes, strict=True)
+                geometry.crop(frame, window, size, "zero")
+                for frame, frame_windows in zip(frames, windows, strict=True)
+                for window in frame_windows
             ]
         )
+        # Large CPU batches fall out of the cache (see CPU_DETECTOR_BATCH).
+        chunk = CPU_DETECTOR_BATCH if self.device.type == "cpu" else len(crops)
+        decoded: list[RawDetections] = []
         with torch.inference_mode():
-            # Decoding stays on the device; only candidates come back to the host.
-            regressors, logits = self.detector(to_input_tensor(crops, self.device, signed=True))
-            decoded = decode_detections(regressors, logits, self._anchors, self.min_score)
+            for start in range(0, len(crops), chunk):
+                x = to_input_tensor(crops[start : start + chunk], self.device, signed=True)
+                regressors, logits = self.detector(x)
+                # Decoding stays on the device; only candidates come back to the host.
+                decoded += decode_detections(
+                    regressors, logits, self._anchors, self.min_score, float(size)
+                )
         out: list[list[Detection]] = []
-        for frame, letterbox, raw in zip(frames, letterboxes, decoded, strict=True):
-            merged = weighted_nms(raw)
+        at = 0
+        for frame, frame_windows in zip(frames, windows, strict=True):
             height, width = frame.shape[:2]
-            # Normalised detector coordinates -> pixels (DetectionProjectionCalculator).
-            scale = letterbox.size
-            origin = np.array(
-                [letterbox.center_x - scale / 2, letterbox.center_y - scale / 2], dtype=np.float64
+            boxes, keypoints, scores = [], [], []
+            for w, window in enumerate(frame_windows):
+                raw = decoded[at + w]
+                # Normalised window coordinates -> frame pixels (DetectionProjectionCalculator).
+                scale = window.size
+                origin = np.array(
+                    [window.center_x - scale / 2, window.center_y - scale / 2], dtype=np.float64
+                )
+                box = raw.boxes.astype(np.float64) * scale + np.tile(origin, 2)
+                keep = _inside_tile(box, window, height, width) if w else slice(None)
+                boxes.append(box[keep])
+                keypoints.append((raw.keypoints.astype(np.float64) * scale + origin)[keep])
+                scores.append(raw.scores[keep])
+            at += len(frame_windows)
+            merged = weighted_nms(
+                RawDetections(
+                    boxes=np.concatenate(boxes),
+                    keypoints=np.concatenate(keypoints),
+                    scores=np.concatenate(scores),
+                )
             )
             dets = []
-            for k in range(min(len(merged.scores), self.max_faces)):
-                box = merged.boxes[k].astype(np.float64) * scale + np.tile(origin, 2)
-                keypoints = merged.keypoints[k].astype(np.float64) * scale + origin
+            for k in range(min(len(merged.scores), limit)):
+                box = merged.boxes[k].astype(np.float64)
+                points = merged.keypoints[k].astype(np.float64)
                 dets.append(
                     Detection(
                         box=_pixel_box(box[0], box[1], box[2], box[3], height, width),
                         score=float(merged.scores[k]),
-                        keypoints=keypoints.astype(np.float32),
-                        roi=geometry.face_roi(box, keypoints),
+                        keypoints=points.astype(np.float32),
+                        roi=geometry.face_roi(box, points),
                     )
                 )
             out.append(dets)
         return out
 
     def run_detector(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Run BlazeFace on prepared inputs; return its raw outputs.
+        """Run the detector on prepared inputs, in one batch; return its raw outputs.
 
         A stage of :meth:`detect`, public for checking the port against TFLite.
 
         Args:
-            crops: ``(n, 128, 128, 3)`` uint8 letterboxed frames (see :mod:`.roi`).
+            crops: ``(n, s, s, 3)`` uint8 detector windows (see :func:`detection_windows`),
+                s = 128 (short range) or 192 (full range).
 
         Returns:
-            ``(regressors, logits)``: ``(n, 896, 16)`` and ``(n, 896)`` float32.
+            ``(regressors, logits)``: ``(n, a, 16)`` and ``(n, a)`` float32, a = 896
+            (short range) or 2304 (full range).
         """
         with torch.inference_mode():
             regressors, logits = self.detector(to_input_tensor(crops, self.device, signed=True))
