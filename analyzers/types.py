@@ -41,11 +41,15 @@ class VideoSample:
         participant_id: Whose camera the frame came from.
         ts: Seconds on the meeting clock (anchored media time, never re-read per frame).
         image: H x W x 3 uint8 RGB, already downscaled to the analysis size.
+        face_rois: Where the faces of the previous frame will be (their
+            :attr:`FaceEmotion.next_roi`): the landmark detector follows them instead
+            of searching the frame. ``None`` runs the face detector.
     """
 
     participant_id: str
     ts: float
     image: np.ndarray
+    face_rois: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +64,15 @@ class FaceEmotion:
         measurement: Per-frame landmark geometry (EAR, AU proxies, head pose, gaze)
             when the detector gives landmarks; ``None`` with the Haar detector or
             when the landmarks were degenerate.
+        next_roi: Where to look for this face in the next frame (landmark detector
+            only; opaque to the bot, which hands it back in :attr:`VideoSample.face_rois`).
     """
 
     box: tuple[int, int, int, int]
     probs: tuple[float, ...]
     detector_score: float | None = None
     measurement: FaceMeasurement | None = None
+    next_roi: object | None = None
 
 
 @dataclass(frozen=True, slots=True)

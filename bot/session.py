@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -115,14 +116,25 @@ def _feed_all(
     return events
 
 
-def to_sample(participant_id: str, frame: av.VideoFrame, ts: float, max_side: int) -> VideoSample:
-    """Decode-side work for one frame: scale so the longer side <= max_side, to RGB."""
+def analysis_size(frame: av.VideoFrame, max_side: int) -> tuple[int, int]:
+    """``(width, height)`` a frame is analysed at: longer side <= ``max_side``, even sides."""
     w, h = frame.width, frame.height
     scale = min(1.0, max_side / max(w, h))
     # Even dimensions keep the yuv420p -> rgb24 conversion exact.
-    tw, th = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
+    return max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
+
+
+def to_sample(
+    participant_id: str,
+    frame: av.VideoFrame,
+    ts: float,
+    max_side: int,
+    face_rois: tuple[object, ...] | None = None,
+) -> VideoSample:
+    """Decode-side work for one frame: scale so the longer side <= max_side, to RGB."""
+    tw, th = analysis_size(frame, max_side)
     image = frame.to_ndarray(format="rgb24", width=tw, height=th)
-    return VideoSample(participant_id=participant_id, ts=ts, image=image)
+    return VideoSample(participant_id=participant_id, ts=ts, image=image, face_rois=face_rois)
 
 
 class ParticipantSession:
@@ -257,9 +269,15 @@ class ParticipantSession:
         analysis.cancel()
 
     async def _analyse(self, slot: LatestSlot[ReceivedFrame]) -> None:
-        interval = 1.0 / self._face_params.fps
+        params = self._face_params
         loop = asyncio.get_running_loop()
         next_due = 0.0
+        # Faces followed from the previous frame (in images of rois_size), and when the
+        # detector last ran; whether the last analysis saw any face.
+        rois: tuple[object, ...] = ()
+        rois_size: tuple[int, int] | None = None
+        detected_at = -math.inf
+        face_in_view = True
         while True:
             received = await slot.take()
             now = time.monotonic()
@@ -268,7 +286,17 @@ class ParticipantSession:
                 await asyncio.sleep(next_due - now)
                 if slot.has_item:  # a newer frame arrived meanwhile
                     received = await slot.take()
-            next_due = time.monotonic() + interval
+            now = time.monotonic()
+            # While no face is in view, look less often; a face is found within 1/idle_fps.
+            fps = params.fps if face_in_view else min(params.fps, params.idle_fps)
+            next_due = now + 1.0 / fps
+            # Follow known faces by their landmarks; search the frame now and then for
+            # new ones (and whenever a followed face was lost or the resolution changed).
+            size = analysis_size(received.frame, self._pipeline.analysis_max_side)
+            recent = now - detected_at < params.detect_interval_secs
+            hints = rois if rois and recent and size == rois_size else None
+            if hints is None:
+                detected_at = now
             ts = self._media_clock.to_meeting_time(media_time(received.frame), self._clock())
             try:
                 sample = await loop.run_in_executor(
@@ -278,6 +306,7 @@ class ParticipantSession:
                     received.frame,
                     ts,
                     self._pipeline.analysis_max_side,
+                    hints,
                 )
                 started = time.perf_counter()
                 analysis: FaceAnalysis = await self._pool.run_batched(
@@ -301,7 +330,12 @@ class ParticipantSession:
                 )
             self._frames_analyzed += 1
             self._inference_ms.append(analysis.inference_ms)
+            face_in_view = bool(analysis.faces)
             if analysis.has_landmarks:
+                found = tuple(f.next_roi for f in analysis.faces if f.next_roi is not None)
+                # A followed face that is gone: search the next frame for faces again.
+                rois = found if hints is None or len(found) == len(hints) else ()
+                rois_size = size
                 self._read_faces(analysis, ts)
             else:
                 self._publish(fuse(self._state, analysis, now=ts))

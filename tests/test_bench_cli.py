@@ -140,7 +140,10 @@ def test_bench_faces_tiny_json(capsys: pytest.CaptureFixture[str], offline: list
     assert deepface["weights"] == "random (speed only)"
     assert deepface["batch_size"] == 1
     assert deepface["faces"] >= 1  # DeepFace's Haar finds the astronaut
-    assert set(result["speedup"]) == {"1", "2"}
+    assert set(result["speedup"]) == {"1", "2", "followed1", "followed2"}
+    assert [p["batch_size"] for p in result["followed"]] == [1, 2]
+    for rate in result["followed"]:
+        assert set(rate) == RATE_KEYS
     accuracy = result["accuracy"]
     assert accuracy["label"] == "happy"
     assert accuracy["labelled_faces"] == 8  # the astronaut in each of the 8 frames

@@ -670,3 +670,22 @@ def test_lfw_subset_detection_rate(landmarker: FaceLandmarker) -> None:
     # Measured: 98% and 1% (the one non-face hit is dropped by the mesh's presence flag).
     assert face_rate >= 0.9
     assert other_rate <= 0.05
+
+
+def test_faces_are_followed_from_their_previous_landmarks(landmarker: FaceLandmarker) -> None:
+    # MediaPipe's video mode: the next frame is read at the ROI the landmarks give,
+    # without the detector; a face that is gone is dropped by the mesh's presence.
+    from tests.media import two_faces_frame
+
+    image = two_faces_frame()
+    found = landmarker.process([image])[0]
+    assert len(found) == 2 and all(f.next_roi is not None for f in found)
+    followed = landmarker.process([image], hints=[[f.next_roi for f in found]])[0]
+    assert len(followed) == 2
+    for a, b in zip(found, followed, strict=True):
+        assert b.score is None  # no detector ran
+        assert np.abs(a.landmarks[:, :2] - b.landmarks[:, :2]).max() < 5.0  # px, 130 px faces
+    blank = np.zeros_like(image)
+    assert landmarker.process([blank], hints=[[found[0].next_roi]]) == [[]]
+    with pytest.raises(ValueError, match="one entry per image"):
+        landmarker.process([image], hints=[])

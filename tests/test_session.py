@@ -218,3 +218,33 @@ def test_media_clock_keeps_media_spacing_and_reanchors() -> None:
     assert clock.to_meeting_time(10.5, wall_now=1000.9) == 1000.5  # network jitter ignored
     assert clock.to_meeting_time(500.0, wall_now=1001.0) == 1001.0  # pts jump: re-anchored
     assert clock.to_meeting_time(None, wall_now=1002.0) == 1002.0
+
+
+async def test_faces_are_followed_between_detector_runs() -> None:
+    # After a frame with a face, the next frames carry its ROI (no detector) until
+    # detect_interval_secs has passed; a followed face that is lost brings the detector
+    # back at once.
+    lost_at: list[int] = []
+
+    def landmark_result(sample: Any) -> FaceAnalysis:
+        # From the 6th frame on, the first followed face is lost once.
+        lost = sample.face_rois is not None and len(pool.samples) >= 6 and not lost_at
+        if lost:
+            lost_at.append(len(pool.samples) - 1)
+        faces = () if lost else (FaceEmotion((1, 2, 30, 40), HAPPY, 0.9, None, "roi"),)
+        return FaceAnalysis(
+            sample.participant_id, sample.ts, (64, 48), faces, "s", 1.0, has_landmarks=True
+        )
+
+    pool = ScriptedPool([])
+    pool.answers_default = landmark_result  # type: ignore[method-assign]
+    params = FaceEmotionParams(detect_interval_secs=0.2).model_copy(update={"fps": 1000.0})
+    session = ParticipantSession("p1", pool, params, pipeline(), lambda s: None)
+    frames = [make_video_frame(pts=i * 3000) for i in range(10)]
+    session.add_track(ScriptedTrack(frames, interval_secs=0.06, linger_secs=0.3))
+    await asyncio.wait_for(session.ended.wait(), 10)
+    await session.close()
+    hints = [s.face_rois for s in pool.samples]
+    assert hints[0] is None and hints[1] == ("roi",) and hints[2] == ("roi",)
+    assert None in hints[3:6]  # the detector runs again after 0.2 s
+    assert lost_at and hints[lost_at[0] + 1] is None  # lost: the detector runs next

@@ -59,6 +59,10 @@ logger = logging.getLogger(__name__)
 FACE_FPS = 10.0
 #: Default most faces read per frame (a meeting-room camera).
 MAX_FACES = 4
+#: Default seconds between face detector runs while faces are followed by their landmarks.
+DETECT_INTERVAL_SECS = 1.0
+#: Default analysis rate while no face is in view.
+IDLE_FPS = 2.0
 #: The converted fer weights that ship with the project.
 MINI_XCEPTION_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mini_xception_fer2013.pt"
 #: Value of :attr:`FaceAnalysis.model` for each classifier.
@@ -115,6 +119,20 @@ class FaceEmotionParams(BaseModel):
         "None or empty keeps DeepFace's default.",
     )
 
+    detect_interval_secs: float = Field(
+        DETECT_INTERVAL_SECS,
+        ge=0,
+        description="mediapipe: between detector runs, faces are followed from their "
+        "landmarks in the previous frame; new faces appear within this many seconds "
+        "(0 = run the detector on every frame).",
+    )
+    idle_fps: float = Field(
+        IDLE_FPS,
+        gt=0,
+        le=30,
+        description="Frames per second analysed while no face is in view (a face that "
+        "appears is found within 1/idle_fps seconds).",
+    )
     tracker: TrackerParams = Field(
         default_factory=TrackerParams, description="Face tracking across frames."
     )
@@ -284,6 +302,7 @@ class _FoundFace:
     box: tuple[int, int, int, int]
     score: float | None
     landmarks: np.ndarray | None
+    next_roi: object | None = None
 
 
 def _is_box_detector(detector: FaceDetector | FaceLandmarker) -> TypeIs[FaceDetector]:
@@ -352,7 +371,9 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
         if params.detector == "mediapipe":
             from analyzers.face.mediapipe.landmarker import FaceLandmarker
 
-            detector = FaceLandmarker(device, max_faces=params.max_faces)
+            detector = FaceLandmarker(
+                device, max_faces=params.max_faces, min_face_px=params.min_face_px
+            )
         else:
             detector = HaarFaceDetector(min_face_px=params.min_face_px)
         if params.model == "mini_xception":
@@ -396,7 +417,7 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError("VideoSample.image must be an H x W x 3 uint8 RGB array")
         grays = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images]
-        found = self._find_faces(images, grays)
+        found = self._find_faces(images, grays, [sample.face_rois for sample in samples])
         # One emotion batch over every face of every frame.
         crops = [
             self._classifier.make_batch(image, gray, [face.box for face in faces])
@@ -422,6 +443,7 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
                             probs=tuple(float(p) for p in row),
                             detector_score=face.score,
                             measurement=self._measure(face.landmarks, (width, height), row),
+                            next_roi=face.next_roi,
                         )
                         for face, row in zip(faces, probs, strict=True)
                     ),
@@ -433,9 +455,12 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
         return results
 
     def _find_faces(
-        self, images: list[np.ndarray], grays: list[np.ndarray]
+        self,
+        images: list[np.ndarray],
+        grays: list[np.ndarray],
+        hints: list[tuple[object, ...] | None],
     ) -> list[list[_FoundFace]]:
-        """Up to ``max_faces`` faces per frame, largest first."""
+        """Up to ``max_faces`` faces per frame, largest first (hints: landmarker only)."""
         detector = self._detector
         if _is_box_detector(detector):
             return [
@@ -446,9 +471,9 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
                 for image, gray in zip(images, grays, strict=True)
             ]
         out = []
-        for faces in detector.process(images):
+        for faces in detector.process(images, hints):  # type: ignore[arg-type]
             kept = [
-                _FoundFace(f.box, f.score, f.landmarks)
+                _FoundFace(f.box, f.score, f.landmarks, f.next_roi)
                 for f in faces
                 if min(f.box[2], f.box[3]) >= self.params.min_face_px
             ]

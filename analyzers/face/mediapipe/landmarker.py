@@ -232,18 +232,46 @@ class FaceLandmarks:
     Attributes:
         box: ``(x, y, w, h)`` integer pixels, the tight box around the landmarks,
             clipped to the image.
-        score: Detector confidence in [0, 1].
+        score: Detector confidence in [0, 1]; None for a face followed from a hint
+            (no detector ran).
         presence: Face Mesh face-presence probability in [0, 1].
         landmarks: ``(478, 3)`` float32 ``x, y, z`` pixels with iris refinement, or
             ``(468, 3)`` without (index layout: :mod:`analyzers.face.geometry.landmarks`).
-        keypoints: ``(6, 2)`` float32 detector keypoints in pixels (see :class:`Detection`).
+        keypoints: ``(6, 2)`` float32 detector keypoints in pixels (see :class:`Detection`);
+            for a face followed from a previous frame's ROI, the eye corners and nose
+            tip of its landmarks in the detector's keypoint order (ears: the face sides).
+        next_roi: Where to read this face in the next frame without the detector
+            (MediaPipe's landmarks-to-ROI: the landmarks' box, rotated by the eye line,
+            1.5x): pass it back to :meth:`FaceLandmarker.process` as a hint.
     """
 
     box: tuple[int, int, int, int]
-    score: float
+    score: float | None
     presence: float
     landmarks: np.ndarray
     keypoints: np.ndarray
+    next_roi: geometry.Roi | None = None
+
+
+def roi_from_landmarks(landmarks: np.ndarray) -> geometry.Roi:
+    """The Face Mesh ROI that follows a face from its landmarks in the previous frame.
+
+    MediaPipe's ``face_landmark_landmarks_to_roi`` graph: the axis-aligned box of the
+    landmarks, rotated so the line from landmark 33 to 263 (outer eye corners) is
+    level, square on its long side and scaled by 1.5, as for a detection.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)[:NUM_LANDMARKS, :2]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return geometry.face_roi(np.concatenate([lo, hi]), points[[33, 263]])
+
+
+def _landmark_keypoints(landmarks: np.ndarray) -> np.ndarray:
+    # Detector keypoint order: right eye, left eye, nose tip, mouth centre, right and
+    # left ear tragion (approximated by the face sides 234/454).
+    pts = np.asarray(landmarks, dtype=np.float32)[:, :2]
+    mouth = (pts[13] + pts[14]) / 2
+    eyes = ((pts[33] + pts[133]) / 2, (pts[362] + pts[263]) / 2)
+    return np.stack([eyes[0], eyes[1], pts[1], mouth, pts[234], pts[454]]).astype(np.float32)
 
 
 def to_input_tensor(crops: np.ndarray, device: torch.device, *, signed: bool) -> torch.Tensor:
@@ -575,11 +603,20 @@ class FaceLandmarker:
         windows = [self.windows(*f.shape[:2]) for f in frames]
         return self._detect(frames, windows, self.max_faces)
 
-    def process(self, images: Sequence[np.ndarray]) -> list[list[FaceLandmarks]]:
-        """Detect faces and compute their landmarks.
+    def process(
+        self,
+        images: Sequence[np.ndarray],
+        hints: Sequence[Sequence[geometry.Roi] | None] | None = None,
+    ) -> list[list[FaceLandmarks]]:
+        """Detect faces (or follow them) and compute their landmarks.
 
         Args:
             images: H x W x 3 uint8 RGB frames, any sizes.
+            hints: Per frame, ``None`` to run the detector, or the ROIs to read the faces
+                at (the previous frame's :attr:`FaceLandmarks.next_roi`): the detector
+                is skipped for that frame, as MediaPipe does in video mode, and a face
+                whose mesh presence falls below ``min_presence`` is lost (run the
+                detector again to find it or new faces).
 
         The mesh reads up to :data:`MESH_CANDIDATES` x ``max_faces`` detections per
         frame, by detector score; of the faces it confirms, the ``max_faces`` largest
@@ -594,8 +631,23 @@ class FaceLandmarker:
             ValueError: If a frame is not H x W x 3 uint8.
         """
         frames = _check_images(images)
+        frame_hints = list(hints) if hints is not None else [None] * len(frames)
+        if len(frame_hints) != len(frames):
+            raise ValueError("hints must have one entry per image")
         windows = [self.windows(*f.shape[:2]) for f in frames]
-        detections = self._detect(frames, windows, MESH_CANDIDATES * self.max_faces)
+        to_detect = [i for i, h in enumerate(frame_hints) if h is None]
+        detected = self._detect(
+            [frames[i] for i in to_detect],
+            [windows[i] for i in to_detect],
+            MESH_CANDIDATES * self.max_faces,
+        )
+        detections: list[list[Detection]] = [[] for _ in frames]
+        for i, dets in zip(to_detect, detected, strict=True):
+            detections[i] = dets
+        for i, rois in enumerate(frame_hints):
+            for roi in rois or ():
+                # A followed face: no detector score; its keypoints come from its landmarks.
+                detections[i].append(Detection((0, 0, 0, 0), float("nan"), np.zeros((6, 2)), roi))
         jobs = [(i, det) for i, dets in enumerate(detections) for det in dets]
         results: list[list[FaceLandmarks]] = [[] for _ in frames]
         if not jobs:
@@ -643,13 +695,15 @@ class FaceLandmarker:
 
         for k, landmarks in zip(kept, meshes, strict=True):
             i, det = jobs[k]
+            followed = math.isnan(det.score)
             results[i].append(
                 FaceLandmarks(
                     box=_landmark_box(landmarks, *frames[i].shape[:2]),
-                    score=det.score,
+                    score=None if followed else det.score,
                     presence=float(presence[k]),
                     landmarks=landmarks,
-                    keypoints=det.keypoints,
+                    keypoints=_landmark_keypoints(landmarks) if followed else det.keypoints,
+                    next_roi=roi_from_landmarks(landmarks),
                 )
             )
         for faces in results:
