@@ -10,8 +10,9 @@ into a bounded queue (audio is never "newest wins": the VAD needs it all); a
 voice task hands the queued frames in batches to the participant's
 :class:`~analyzers.voice.pipeline.VoicePipeline` on the participant's own thread
 (resample, ring, VAD, prosody, arousal). Speaking changes go to the meeting's
-talk tracker and into the state; voiced segments of 1-4 s go, newest first, to
-the speech-emotion model in the inference pool when it is available.
+talk tracker and into the state; voiced pieces of 1-4 s go, in order, to the
+speech-emotion model in the inference pool when it is available (at most
+:data:`VOICE_QUEUE_PIECES` wait; a model slower than speech skips the oldest).
 
 Every task is kept and cancelled on ``close()``. Analysis failures are per
 participant and never fatal: the state is marked stale and the loop goes on.
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 LATENCY_WINDOW = 240
 #: Duration of one WebRTC audio frame (Opus decodes 20 ms frames); sizes the audio queue.
 AUDIO_FRAME_SECS = 0.02
+#: Voiced pieces (1-4 s each) that may wait for the speech-emotion model.
+VOICE_QUEUE_PIECES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +182,17 @@ class ParticipantSession:
         self._talk = talk
         self._voice_pipeline: VoicePipeline | None = None
         self._voice: VoiceMetrics | None = None
-        self._voice_chunks: LatestSlot[AudioChunk] = LatestSlot()
+        # Voiced pieces waiting for the speech-emotion model, oldest first; bounded, so a
+        # model slower than speech skips the oldest pieces instead of falling behind.
+        self._voice_chunks: deque[AudioChunk] = deque(maxlen=VOICE_QUEUE_PIECES)
+        self._voice_chunk_ready = asyncio.Event()
         self._voice_emotion_task: asyncio.Task[None] | None = None
         self._feed: FaceFeed | None = None
         self._face_slots = FaceSlots()
         self._sub_states: dict[int, ParticipantState] = {}  # face slot >= 2 -> state
         self._voice_emotion: EmotionScores | None = None
         self._last_segment: VoicedSegment | None = None
+        self._listening = 0  # audio tracks being analysed
         self._audio_frames = 0
         self._audio_dropped = 0
         self._voice_emotion_runs = 0
@@ -388,6 +395,20 @@ class ParticipantSession:
         pipeline = self._voice_pipeline
         if self._voice_emotion_task is None:
             self._voice_emotion_task = self._spawn(self._classify_voice(), "voice.emotion")
+        self._listening += 1
+        try:
+            await self._run_voice(track, settings, pipeline)
+        finally:
+            self._listening -= 1
+            if not self._listening and self._voice_emotion_task is not None:
+                # No audio left to classify: let the session end when its tracks have.
+                self._voice_emotion_task.cancel()
+                self._voice_emotion_task = None
+
+    async def _run_voice(
+        self, track: MediaStreamTrack, settings: VoiceSettings, pipeline: VoicePipeline
+    ) -> None:
+        loop = asyncio.get_running_loop()
         # Bounded: if the voice thread falls behind, the oldest audio goes first.
         queue: deque[tuple[av.AudioFrame | None, float]] = deque(
             maxlen=max(1, int(settings.max_queued_secs / AUDIO_FRAME_SECS))
@@ -460,9 +481,9 @@ class ParticipantSession:
                 self._publish_voice(event.detected_ts)
             elif isinstance(event, VoicedSegment):
                 self._last_segment = event
-                for chunk in event.emotion_chunks:
-                    # Newest wins: if the model is busy, older pieces are skipped.
-                    self._voice_chunks.put(chunk)
+                if event.emotion_chunks:
+                    self._voice_chunks.extend(event.emotion_chunks)
+                    self._voice_chunk_ready.set()
                 self._publish_voice(event.detected_ts)
 
     def _voice_status(self) -> VoiceEmotionStatus:
@@ -497,7 +518,11 @@ class ParticipantSession:
         if not self._pool.available("voice_emotion"):
             return  # said once at start-up; the state says "unavailable"
         while True:
-            chunk = await self._voice_chunks.take()
+            if not self._voice_chunks:
+                self._voice_chunk_ready.clear()
+                await self._voice_chunk_ready.wait()
+                continue
+            chunk = self._voice_chunks.popleft()
             try:
                 result: VoiceEmotionResult = await self._pool.run(
                     "voice_emotion", chunk, self._pipeline.inference_timeout_secs
@@ -524,11 +549,6 @@ class ParticipantSession:
     def _publish(self, state: ParticipantState) -> None:
         self._state = state
         self._on_state(state)
-
-    def refresh_voice(self) -> None:
-        """Publish the voice state again (the meeting calls this when talk shares move)."""
-        if self._voice_pipeline is not None:
-            self._publish_voice(self._clock())
 
     async def close(self) -> None:
         """Cancel and await every task of this participant, then free its thread."""

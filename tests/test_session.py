@@ -7,12 +7,13 @@ import threading
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
 
 from analyzers import _worker
 from analyzers.face.emotion import FaceEmotionParams
 from bot.inference import InferencePool
-from bot.session import ParticipantSession
+from bot.session import ParticipantSession, TalkHooks
 from bot.settings import PipelineSettings
 from bot.tracks import LatestSlot, MediaClock, drain
 from bot.types import FaceAnalysis, FaceEmotion, ParticipantState
@@ -167,17 +168,17 @@ async def test_real_analyzer_through_worker_module() -> None:
     await pool.start()
     try:
         face = face_frame_rgb()
-        frames = [frame_from_rgb(face, pts=i * 3000) for i in range(3)]
-        frames.append(make_video_frame(320, 240, pts=9000))
-        _, states = await run_session(frames, pool, fps=1000.0, interval=0.05)
+        frames = [frame_from_rgb(face, pts=i * 9000) for i in range(5)]
+        frames.append(make_video_frame(320, 240, pts=45000))
+        # Frames 0.1 s apart: a slow machine may skip some (newest frame wins).
+        _, states = await run_session(frames, pool, fps=1000.0, interval=0.1)
     finally:
         await pool.close()
     assert "face_emotion" in _worker._loaded
     # A new face is confirmed on its second frame (one-frame false positives get no card).
     assert states[0].face_visible is False
-    seen = states[1]
-    assert seen.face_visible and seen.emotion is not None
-    assert seen.emotion.dominant == "happy"
+    seen = next(s for s in states if s.face_visible)
+    assert seen.emotion is not None and seen.emotion.dominant == "happy"
     assert seen.face is not None and seen.face.track_id == 1
     assert seen.face.head_yaw is not None and abs(seen.face.head_yaw) < 30
     assert seen.face.calibrated is False  # the neutral baseline needs 3 s of face
@@ -248,3 +249,44 @@ async def test_faces_are_followed_between_detector_runs() -> None:
     assert hints[0] is None and hints[1] == ("roi",) and hints[2] == ("roi",)
     assert None in hints[3:6]  # the detector runs again after 0.2 s
     assert lost_at and hints[lost_at[0] + 1] is None  # lost: the detector runs next
+
+
+async def test_audio_track_is_analysed_and_the_session_ends_with_it() -> None:
+    # Speech then silence, as 20 ms aiortc-like frames; when the track ends, so does the
+    # session (no task is left waiting for audio that will never come).
+    from analyzers.voice.synth import espeak_speech, to_audio_frames
+    from bot.settings import VoiceSettings
+
+    class AudioTrack(ScriptedTrack):
+        kind = "audio"
+
+    speech = espeak_speech("Hello, this is a short test.")
+    samples = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(16000, np.float32)])
+    frames = to_audio_frames(samples)
+    states: list[ParticipantState] = []
+    talk: list[tuple[float, bool]] = []
+    hooks = TalkHooks(lambda pid, ts: None, lambda pid, ts, on: talk.append((ts, on)), _figures)
+    session = ParticipantSession(
+        "p1",
+        ScriptedPool([]),
+        FaceEmotionParams(),
+        pipeline(),
+        states.append,
+        voice=VoiceSettings(),
+        talk=hooks,
+    )
+    session.add_track(AudioTrack(frames))  # as fast as it can: the queue keeps every frame
+    await asyncio.wait_for(session.ended.wait(), 20)
+    await session.close()
+    assert [on for _, on in talk] == [True, False]
+    start, end = talk[0][0], talk[1][0]
+    assert end - start == pytest.approx(len(speech) / 16_000, abs=0.5)
+    voice = states[-1].voice
+    assert voice is not None and not voice.is_speaking
+    assert voice.talk_secs == pytest.approx(end - start, abs=0.1)
+    assert voice.emotion_status == "disabled"  # no voice_emotion analyzer in this pool
+    assert session.stats().audio_frames == len(frames)
+
+
+def _figures(pid: str) -> tuple[float | None, int]:
+    return 1.0, 1
