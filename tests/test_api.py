@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bot.settings import Settings
+from tests.conftest import make_settings
 from web.app import create_app
 
 pytestmark = pytest.mark.unit
@@ -87,6 +88,21 @@ async def test_join_page_shows_notice_before_anything(client: Any, meeting: dict
     assert 'id="notice"' in html
     assert "No video or audio is recorded" in html
     assert "The meeting host" in html
+    # It says what this configuration analyses: face, landmarks, voice and its tone.
+    assert "Points on your face" in html and "blinks" in html
+    assert "Your voice, from your microphone" in html and "nothing is transcribed" in html
+    assert "emotional tone of your voice" in html
+
+
+async def test_join_notice_follows_the_configuration(aiohttp_client: Any, tmp_path: Any) -> None:
+    settings = make_settings(
+        tmp_path, **{"voice.enabled": False, "analyzers.face_emotion.detector": "haar"}
+    )
+    client = await aiohttp_client(create_app(settings))
+    meeting = await (await client.post("/api/meetings", json={"name": "M"})).json()
+    html = await (await client.get(f"/join/{meeting['id']}?token={join_token(meeting)}")).text()
+    assert "received but not analysed" in html
+    assert "Your voice" not in html and "Points on your face" not in html
 
 
 @pytest.mark.parametrize(
