@@ -22,11 +22,51 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from analyzers import _worker
+from analyzers.base import AnalyzerUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class Inference(Protocol):
+    """What sessions and meetings need from inference.
+
+    An :class:`InferencePool` or :class:`AnalyzerPools`; used from the event loop thread.
+    """
+
+    @property
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """Enabled analyzer name -> its parameters."""
+        ...
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Analyzer name -> why its model could not be loaded."""
+        ...
+
+    def available(self, name: str) -> bool:
+        """Whether analyzer ``name`` is enabled and its model loaded."""
+        ...
+
+    async def start(self) -> None:
+        """Start the workers and load the models."""
+        ...
+
+    async def run(self, name: str, sample: Any, timeout_secs: float) -> Any:
+        """Analyse one sample."""
+        ...
+
+    async def run_batched(
+        self, name: str, sample: Any, timeout_secs: float, max_batch: int = 16
+    ) -> Any:
+        """Analyse one sample, batched with other callers' samples."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the workers."""
+        ...
 
 
 class InferencePool:
@@ -237,3 +277,68 @@ class _Batcher:
         for _, future in self._pending:
             future.cancel()
         self._pending.clear()
+
+
+class AnalyzerPools:
+    """One :class:`InferencePool` per analyzer, so that a slow model never queues behind another.
+
+    A speech-emotion call of several hundred ms on a CPU would otherwise hold up
+    every participant's face analysis. Each pool has ``workers`` workers that load
+    only their own analyzer. Used from the event loop thread.
+
+    Args:
+        specs: analyzer name -> its parameters as a dict.
+        workers: workers per analyzer.
+        mode: ``"process"`` or ``"thread"`` (see :class:`InferencePool`).
+    """
+
+    def __init__(
+        self,
+        specs: dict[str, dict[str, Any]],
+        workers: int = 1,
+        mode: Literal["process", "thread"] = "process",
+    ) -> None:
+        self._specs = dict(specs)
+        self.pools = {
+            name: InferencePool({name: spec}, workers=workers, mode=mode)
+            for name, spec in specs.items()
+        }
+
+    @property
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """Enabled analyzer name -> its parameters."""
+        return self._specs
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Analyzer name -> why its model could not be loaded."""
+        return {k: v for pool in self.pools.values() for k, v in pool.unavailable.items()}
+
+    def available(self, name: str) -> bool:
+        """Whether analyzer ``name`` is enabled and its model loaded."""
+        pool = self.pools.get(name)
+        return pool is not None and pool.available(name)
+
+    def _pool(self, name: str) -> InferencePool:
+        pool = self.pools.get(name)
+        if pool is None:
+            raise AnalyzerUnavailable(f"analyzer {name!r} is not enabled")
+        return pool
+
+    async def start(self) -> None:
+        """Start every pool; each waits until its workers have loaded their analyzer."""
+        await asyncio.gather(*(pool.start() for pool in self.pools.values()))
+
+    async def run(self, name: str, sample: Any, timeout_secs: float) -> Any:
+        """Analyse one sample in analyzer ``name``'s pool (see :meth:`InferencePool.run`)."""
+        return await self._pool(name).run(name, sample, timeout_secs)
+
+    async def run_batched(
+        self, name: str, sample: Any, timeout_secs: float, max_batch: int = 16
+    ) -> Any:
+        """Analyse one sample, batched within analyzer ``name``'s pool."""
+        return await self._pool(name).run_batched(name, sample, timeout_secs, max_batch)
+
+    async def close(self) -> None:
+        """Stop every pool."""
+        await asyncio.gather(*(pool.close() for pool in self.pools.values()))

@@ -33,7 +33,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from analyzers.voice.talk import TalkSnapshot, TalkTracker
 from bot import peer
 from bot.faces import SLOT_SEPARATOR
-from bot.inference import InferencePool
+from bot.inference import AnalyzerPools, Inference
 from bot.session import ParticipantSession, TalkHooks
 from bot.settings import Settings
 from bot.store import MeetingRecord, ParticipantRecord, Store
@@ -187,21 +187,22 @@ class MeetingManager:
     Args:
         settings: All settings.
         store: The store (default: SQLite at ``settings.storage.database_path``).
-        pool: The inference pool (default: built from the enabled analyzers).
+        pool: Inference (default: one pool per enabled analyzer, see
+            :class:`~bot.inference.AnalyzerPools`).
     """
 
     def __init__(
         self,
         settings: Settings,
         store: Store | None = None,
-        pool: InferencePool | None = None,
+        pool: Inference | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or Store(
             settings.storage.database_path, settings.storage.flush_interval_secs
         )
         enabled = settings.analyzers.enabled
-        self.pool = pool or InferencePool(
+        self.pool: Inference = pool or AnalyzerPools(
             {name: settings.analyzers.params(name).model_dump() for name in enabled},
             workers=settings.inference.workers,
             mode=settings.inference.mode,

@@ -41,7 +41,7 @@ from analyzers.voice.emotion import VoiceEmotionParams, VoiceEmotionResult
 from analyzers.voice.pipeline import SpeakingChanged, VoicedSegment, VoiceEvent, VoicePipeline
 from bot.faces import FaceSlots, face_emotion, face_metrics, sub_participant_id
 from bot.fusion import fuse, fuse_face, fuse_voice, mark_stale
-from bot.inference import InferencePool
+from bot.inference import Inference
 from bot.settings import PipelineSettings, VoiceSettings
 from bot.tracks import LatestSlot, MediaClock, ReceivedFrame, drain, media_time, read_video
 from bot.types import (
@@ -159,7 +159,7 @@ class ParticipantSession:
     def __init__(
         self,
         participant_id: str,
-        pool: InferencePool,
+        pool: Inference,
         face_params: FaceEmotionParams,
         pipeline: PipelineSettings,
         on_state: Callable[[ParticipantState], None],

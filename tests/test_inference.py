@@ -56,3 +56,31 @@ async def test_concurrent_requests_leave_as_one_batch() -> None:
         assert await other == 60
     finally:
         await pool.close()
+
+
+async def test_each_analyzer_has_its_own_pool(tmp_path: Path) -> None:
+    from analyzers.face.emotion import FaceEmotionParams
+    from analyzers.types import VideoSample
+    from bot.inference import AnalyzerPools
+    from tests.media import face_frame_rgb
+
+    voice = VoiceEmotionParams(model=str(tmp_path / "none"), local_files_only=True, device="cpu")
+    face = FaceEmotionParams(device="cpu", detector="haar")
+    pools = AnalyzerPools(
+        {"face_emotion": face.model_dump(), "voice_emotion": voice.model_dump()}, mode="thread"
+    )
+    await pools.start()
+    try:
+        assert set(pools.pools) == {"face_emotion", "voice_emotion"}
+        assert pools.pools["face_emotion"].specs.keys() == {"face_emotion"}
+        assert pools.available("face_emotion") and not pools.available("voice_emotion")
+        assert set(pools.unavailable) == {"voice_emotion"}
+        sample = VideoSample("p1", 0.0, face_frame_rgb())
+        analysis = await pools.run_batched("face_emotion", sample, timeout_secs=30)
+        assert analysis.faces
+        with pytest.raises(AnalyzerUnavailable):
+            await pools.run("voice_emotion", object(), timeout_secs=5)
+        with pytest.raises(AnalyzerUnavailable, match="not enabled"):
+            await pools.run("other", object(), timeout_secs=5)
+    finally:
+        await pools.close()
