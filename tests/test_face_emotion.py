@@ -161,7 +161,7 @@ def test_registry_lists_face_and_voice_emotion() -> None:
 @pytest.mark.unit
 def test_params_defaults_and_descriptions() -> None:
     params = FaceEmotionParams()
-    assert params.fps == 10.0  # blinks are observable from 10 frames a second
+    assert params.fps == 15.0  # blinks are observable from 10 frames a second
     assert params.model == "mini_xception"
     assert params.detector == "mediapipe"
     assert params.max_faces == 4

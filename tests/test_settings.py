@@ -16,7 +16,7 @@ def test_defaults_come_from_default_toml() -> None:
     s = load_settings(environ={})
     assert (s.server.host, s.server.port) == ("127.0.0.1", 8080)
     assert s.analyzers.enabled == ["face_emotion", "voice_emotion"]
-    assert s.analyzers.face_emotion.fps == 10.0
+    assert s.analyzers.face_emotion.fps == 15.0
     assert s.analyzers.face_emotion.model == "mini_xception"
     assert s.storage.database_path.name == "meetmood.sqlite3"
 

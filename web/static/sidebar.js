@@ -637,7 +637,7 @@
     const away = f ? f.looking_away : null;
     const awayState = away === true ? "true" : away === false ? "false" : "unknown";
     setData(c.away, "lookingAway", awayState);
-    setText(c.away, away === true ? "looking away" : away === false ? "at camera" : DASH);
+    setText(c.away, away === true ? "looking away" : away === false ? "not away" : DASH);
     const w = f && f.window && typeof f.window === "object" ? f.window : null;
     const pa = w ? w.percent_away : null;
     const paText = isNum(pa) ? `${Math.round(clamp(pa, 0, 100))}%` : "";
