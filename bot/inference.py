@@ -26,6 +26,9 @@ from typing import Any, Literal, Protocol
 
 from analyzers import _worker
 from analyzers.base import AnalyzerUnavailable
+from analyzers.types import FaceAnalysis, VideoSample
+from analyzers.voice.audio import AudioChunk
+from analyzers.voice.emotion import VoiceEmotionResult
 
 log = logging.getLogger(__name__)
 
@@ -342,3 +345,57 @@ class AnalyzerPools:
     async def close(self) -> None:
         """Stop every pool."""
         await asyncio.gather(*(pool.close() for pool in self.pools.values()))
+
+
+class FaceClient:
+    """Typed access to the face analyzer (``face_emotion``) of an inference pool.
+
+    Used from the event loop thread; the analysis runs in the pool's workers,
+    batched with other participants' frames.
+
+    Args:
+        pool: The inference pool.
+        timeout_secs: Longest wait for one analysis.
+    """
+
+    name = "face_emotion"
+
+    def __init__(self, pool: Inference, timeout_secs: float) -> None:
+        self.pool = pool
+        self.timeout_secs = timeout_secs
+
+    async def analyse(self, sample: VideoSample) -> FaceAnalysis:
+        """Faces, landmarks and expressions of one frame."""
+        result = await self.pool.run_batched(self.name, sample, self.timeout_secs)
+        if not isinstance(result, FaceAnalysis):
+            raise TypeError(f"face analyzer returned {type(result).__name__}")
+        return result
+
+
+class VoiceEmotionClient:
+    """Typed access to the speech-emotion analyzer (``voice_emotion``) of an inference pool.
+
+    Args:
+        pool: The inference pool.
+        timeout_secs: Longest wait for one classification.
+    """
+
+    name = "voice_emotion"
+
+    def __init__(self, pool: Inference, timeout_secs: float) -> None:
+        self.pool = pool
+        self.timeout_secs = timeout_secs
+
+    @property
+    def status(self) -> Literal["ok", "unavailable", "disabled"]:
+        """Whether the model runs (``ok``), failed to load, or is not enabled."""
+        if self.name not in self.pool.specs:
+            return "disabled"
+        return "ok" if self.pool.available(self.name) else "unavailable"
+
+    async def classify(self, chunk: AudioChunk) -> VoiceEmotionResult:
+        """The model's scores for one voiced piece of 1-4 s."""
+        result = await self.pool.run(self.name, chunk, self.timeout_secs)
+        if not isinstance(result, VoiceEmotionResult):
+            raise TypeError(f"voice emotion analyzer returned {type(result).__name__}")
+        return result

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from analyzers import REGISTRY
 from analyzers.face.emotion import FaceEmotionParams
 from analyzers.voice.emotion import VoiceEmotionParams
+from bot.fusion.params import FusionParams
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_PREFIX = "MEETMOOD_"
@@ -130,6 +131,7 @@ class SidebarSettings(_Section):
 
     history_secs: int = Field(300, ge=10, le=24 * 3600)
     max_queued_events: int = Field(500, ge=10)
+    state_interval_secs: float = Field(0.5, ge=0, le=60)
 
 
 class PrivacySettings(_Section):
@@ -156,6 +158,7 @@ class Settings(_Section):
     inference: InferenceSettings = InferenceSettings()
     voice: VoiceSettings = VoiceSettings()
     analyzers: AnalyzersSettings = AnalyzersSettings()
+    fusion: FusionParams = FusionParams()
     sidebar: SidebarSettings = SidebarSettings()
     privacy: PrivacySettings
     logging: LoggingSettings = LoggingSettings()

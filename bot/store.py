@@ -1,10 +1,20 @@
-"""SQLite store for meetings, participants and participant states.
+"""SQLite store for meetings, participants, fused states, the room and its moments.
 
 One connection, owned by one thread (``store`` executor): every call goes
 through it, so SQLite never sees two threads and the event loop never blocks on
-disk. States are buffered and written in batches every
-``storage.flush_interval_secs``; ``close()`` flushes what is left. WAL mode lets
-a crash lose at most the unflushed buffer.
+disk. Writes are queued in order (:meth:`Store.add_participant_record`,
+:meth:`Store.add_state`, ...) and written in one transaction every
+``storage.flush_interval_secs``; ``close()`` flushes what is left, and every read
+flushes first. WAL mode lets a crash lose at most the unflushed queue.
+
+States are stored with their field groups as JSON (``emotion``, ``face``,
+``voice``, ``talk``, ``readings``), so adding a field or a registry state needs no
+schema migration; ``ts``, ``face_visible``, ``is_speaking``, ``stale`` and
+``engagement`` are columns for queries. :meth:`Store.read_states` gives them back as
+:class:`~bot.types.ParticipantState`. Readings are stored as
+``[value, confidence, reason, sources]`` (trailing empty parts left out); states
+whose registry entry always reads ``None`` are not stored, and read back from the
+registry.
 
 Only derived scores are stored, never media. The host token is stored as a
 SHA-256 hash; the join token in clear, because the host needs to see the join
@@ -15,29 +25,41 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.types import EMOTIONS, FACE_AUS, HistoryPoint, LeaveReason, ParticipantState
+from pydantic import TypeAdapter
+
+from bot.fusion.registry import REGISTRY
+from bot.store_migrations import migrate, run_script
+from bot.types import (
+    EmotionScores,
+    FaceMetrics,
+    HistoryPoint,
+    LeaveReason,
+    Moment,
+    ParticipantState,
+    Reading,
+    RoomPoint,
+    RoomState,
+    TalkFigures,
+    VoiceMetrics,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
-_PROB_COLUMNS = [f"p_{e.value}" for e in EMOTIONS]
-_VOICE_PROB_COLUMNS = [f"v_{e.value}" for e in EMOTIONS]
-_AU_COLUMNS = [au.lower() for au in FACE_AUS]  # au01, au02, ...
+SCHEMA_VERSION = 3
 
-# Version 1 tables. Later versions only add columns (see _MIGRATIONS), so a
-# database of any version is brought up to date in place.
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meetings (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -53,132 +75,142 @@ CREATE TABLE IF NOT EXISTS participants (
     source TEXT NOT NULL,
     joined_at REAL NOT NULL,
     left_at REAL,
-    leave_reason TEXT
+    leave_reason TEXT,
+    parent_id TEXT,
+    face_track INTEGER
 );
 CREATE INDEX IF NOT EXISTS participants_by_meeting ON participants(meeting_id, joined_at);
+"""
+
+_STATES = """
 CREATE TABLE IF NOT EXISTS states (
+    id INTEGER PRIMARY KEY,
     meeting_id TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,
     participant_id TEXT NOT NULL REFERENCES participants(id) ON DELETE CASCADE,
     ts REAL NOT NULL,
     face_visible INTEGER NOT NULL,
+    is_speaking INTEGER,
     stale INTEGER NOT NULL,
-    emotion_source TEXT,
-    dominant TEXT,
-    confidence REAL,
-    {", ".join(f"{c} REAL" for c in _PROB_COLUMNS)},
     engagement REAL,
-    is_speaking INTEGER
+    emotion TEXT,
+    face TEXT,
+    voice TEXT,
+    talk TEXT,
+    readings TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS states_by_meeting ON states(meeting_id, ts);
 CREATE INDEX IF NOT EXISTS states_by_participant ON states(participant_id, ts);
+CREATE TABLE IF NOT EXISTS room_states (
+    id INTEGER PRIMARY KEY,
+    meeting_id TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,
+    ts REAL NOT NULL,
+    engagement REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS room_by_meeting ON room_states(meeting_id, ts);
+CREATE TABLE IF NOT EXISTS moments (
+    id INTEGER PRIMARY KEY,
+    meeting_id TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS moments_by_meeting ON moments(meeting_id, ts);
 """
 
-#: Columns each schema version adds: version -> [(table, column, SQL type)].
-_MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
-    2: [
-        # A face of a room camera is stored as its own participant under its feed.
-        ("participants", "parent_id", "TEXT"),
-        ("participants", "face_track", "INTEGER"),
-        # Landmark readings (issue 3).
-        ("states", "face_track", "INTEGER"),
-        ("states", "face_calibrated", "INTEGER"),
-        ("states", "blinks", "INTEGER"),
-        ("states", "blink_rate_per_min", "REAL"),
-        ("states", "ear", "REAL"),
-        ("states", "smile", "REAL"),
-        ("states", "is_smiling", "INTEGER"),
-        ("states", "head_pitch", "REAL"),
-        ("states", "head_yaw", "REAL"),
-        ("states", "head_roll", "REAL"),
-        ("states", "gaze_yaw", "REAL"),
-        ("states", "gaze_pitch", "REAL"),
-        ("states", "looking_away", "INTEGER"),
-        *(("states", c, "REAL") for c in _AU_COLUMNS),
-        ("states", "au_labels", "TEXT"),
-        # Voice readings (issue 4).
-        ("states", "talk_secs", "REAL"),
-        ("states", "talk_share", "REAL"),
-        ("states", "turns", "INTEGER"),
-        ("states", "arousal", "REAL"),
-        ("states", "pitch_hz", "REAL"),
-        ("states", "loudness_dbfs", "REAL"),
-        ("states", "voice_status", "TEXT"),
-        ("states", "voice_dominant", "TEXT"),
-        ("states", "voice_confidence", "REAL"),
-        *(("states", c, "REAL") for c in _VOICE_PROB_COLUMNS),
-    ],
-}
+_EMOTION = TypeAdapter(EmotionScores)
+_FACE = TypeAdapter(FaceMetrics)
+_VOICE = TypeAdapter(VoiceMetrics)
+_TALK = TypeAdapter(TalkFigures)
+_ROOM = TypeAdapter(RoomState)
+_MOMENT = TypeAdapter(Moment)
+#: Registry entries that always read None: not stored, restored from the registry.
+_FIXED_NULLS = {d.name: d.null_reason for d in REGISTRY if d.null_reason is not None}
+#: The history curves: reading name -> HistoryPoint field.
+_CURVES = ("engagement", "attention", "expressiveness", "participation", "valence", "arousal")
 
 
-def _opt_int(value: bool | int | None) -> int | None:
-    return None if value is None else int(value)
+def _json(adapter: TypeAdapter[Any], value: Any) -> str | None:
+    return None if value is None else adapter.dump_json(value).decode()
 
 
-def _state_row(s: ParticipantState) -> dict[str, Any]:
-    """One state as column -> value (every column of ``states`` except meeting_id)."""
-    e = s.emotion
-    row: dict[str, Any] = {
-        "participant_id": s.participant_id,
-        "ts": s.ts,
-        "face_visible": int(s.face_visible),
-        "stale": int(s.stale),
-        "emotion_source": e.source if e else None,
-        "dominant": str(e.dominant) if e else None,
-        "confidence": e.confidence if e else None,
-        "engagement": s.engagement,
-        "is_speaking": _opt_int(s.is_speaking),
-    }
-    for em, col in zip(EMOTIONS, _PROB_COLUMNS, strict=True):
-        row[col] = e.probs.get(em) if e else None
-    f = s.face
-    aus = (f.aus if f else None) or {}
-    row.update(
-        face_track=f.track_id if f else None,
-        face_calibrated=_opt_int(f.calibrated) if f else None,
-        blinks=f.blinks if f else None,
-        blink_rate_per_min=f.blink_rate_per_min if f else None,
-        ear=f.ear if f else None,
-        smile=f.smile if f else None,
-        is_smiling=_opt_int(f.is_smiling) if f else None,
-        head_pitch=f.head_pitch if f else None,
-        head_yaw=f.head_yaw if f else None,
-        head_roll=f.head_roll if f else None,
-        gaze_yaw=f.gaze_yaw if f else None,
-        gaze_pitch=f.gaze_pitch if f else None,
-        looking_away=_opt_int(f.looking_away) if f else None,
-        au_labels=",".join(f.au_labels) if f else None,
+def _load(adapter: TypeAdapter[T], text: str | None) -> T | None:
+    return None if text is None else adapter.validate_json(text)
+
+
+def encode_readings(readings: Mapping[str, Reading]) -> str:
+    """Readings as compact JSON: ``name -> [value, confidence, reason, sources]``."""
+    out: dict[str, list[Any]] = {}
+    for name, r in readings.items():
+        if name in _FIXED_NULLS:
+            continue
+        item: list[Any] = [
+            None if r.value is None else round(r.value, 5),
+            round(r.confidence, 4),
+            r.reason,
+            list(r.sources),
+        ]
+        while item and item[-1] in (None, []) and len(item) > 2:
+            item.pop()
+        out[name] = item
+    return json.dumps(out, separators=(",", ":"))
+
+
+def decode_readings(text: str) -> dict[str, Reading]:
+    """The inverse of :func:`encode_readings`, with the always-null states restored."""
+    data = json.loads(text)
+    out: dict[str, Reading] = {}
+    for d in REGISTRY:
+        if d.name in _FIXED_NULLS:
+            out[d.name] = Reading(None, 0.0, _FIXED_NULLS[d.name])
+            continue
+        item = data.get(d.name)
+        if item is None:
+            continue
+        value, confidence = item[0], item[1]
+        reason = item[2] if len(item) > 2 else None
+        sources = tuple(item[3]) if len(item) > 3 else ()
+        out[d.name] = Reading(value, confidence, reason, sources)
+    return out
+
+
+def _state_row(meeting_id: str, s: ParticipantState) -> tuple[Any, ...]:
+    return (
+        meeting_id,
+        s.participant_id,
+        s.ts,
+        int(s.face_visible),
+        None if s.is_speaking is None else int(s.is_speaking),
+        int(s.stale),
+        s.engagement,
+        _json(_EMOTION, s.emotion),
+        _json(_FACE, s.face),
+        _json(_VOICE, s.voice),
+        _json(_TALK, s.talk),
+        encode_readings(s.readings),
     )
-    for au, col in zip(FACE_AUS, _AU_COLUMNS, strict=True):
-        row[col] = aus.get(au)
-    v = s.voice
-    ve = v.emotion if v else None
-    row.update(
-        talk_secs=v.talk_secs if v else None,
-        talk_share=v.talk_share if v else None,
-        turns=v.turns if v else None,
-        arousal=v.arousal if v else None,
-        pitch_hz=v.pitch_hz if v else None,
-        loudness_dbfs=v.loudness_dbfs if v else None,
-        voice_status=v.emotion_status if v else None,
-        voice_dominant=str(ve.dominant) if ve else None,
-        voice_confidence=ve.confidence if ve else None,
+
+
+_STATE_COLUMNS = (
+    "meeting_id, participant_id, ts, face_visible, is_speaking, stale, engagement,"
+    " emotion, face, voice, talk, readings"
+)
+
+
+def _state_of(row: sqlite3.Row) -> ParticipantState:
+    speaking = row["is_speaking"]
+    return ParticipantState(
+        participant_id=row["participant_id"],
+        ts=row["ts"],
+        face_visible=bool(row["face_visible"]),
+        emotion=_load(_EMOTION, row["emotion"]),
+        is_speaking=None if speaking is None else bool(speaking),
+        stale=bool(row["stale"]),
+        face=_load(_FACE, row["face"]),
+        voice=_load(_VOICE, row["voice"]),
+        talk=_load(_TALK, row["talk"]),
+        readings=decode_readings(row["readings"]),
     )
-    for em, col in zip(EMOTIONS, _VOICE_PROB_COLUMNS, strict=True):
-        # Classes the voice model cannot express stay NULL, not 0.
-        row[col] = ve.probs.get(em) if ve else None
-    return row
-
-
-_STATE_COLUMNS = ["meeting_id", *_state_row(ParticipantState("", 0.0, False, None))]
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Add the columns of every schema version the database lacks (idempotent)."""
-    for version in sorted(_MIGRATIONS):
-        for table, column, sql_type in _MIGRATIONS[version]:
-            existing = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            if column not in existing:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def hash_token(token: str) -> str:
@@ -226,16 +258,36 @@ class ParticipantRecord:
     leave_reason: str | None
     #: For one face of a room camera: the participant whose feed it is in.
     parent_id: str | None = None
-    #: For one face of a room camera: its track id in that feed.
+    #: For one face of a room camera: its slot in that feed.
     face_track: int | None = None
+
+    @classmethod
+    def new(
+        cls,
+        meeting_id: str,
+        display_name: str,
+        source: str,
+        joined_at: float,
+        parent_id: str | None = None,
+        face_track: int | None = None,
+    ) -> ParticipantRecord:
+        """A participant who joins now (a fresh random id)."""
+        return cls(
+            new_id(), meeting_id, display_name, source, joined_at, None, None, parent_id, face_track
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class StoredState:
-    """A state row keyed by meeting (states carry the participant id)."""
+class StatePage:
+    """A page of stored states and the cursor for the next one.
 
-    meeting_id: str
-    state: ParticipantState
+    Attributes:
+        states: ``(row id, state)`` in row order.
+        next_after: Pass as ``after`` to get the rows stored after these.
+    """
+
+    states: list[tuple[int, ParticipantState]]
+    next_after: int
 
 
 class Store:
@@ -247,7 +299,8 @@ class Store:
         self.flush_interval_secs = flush_interval_secs
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[StoredState] = []
+        # Queued writes, in order: (SQL, parameters) built on the store thread.
+        self._pending: list[Callable[[sqlite3.Connection], None]] = []
         self._flush_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -258,7 +311,7 @@ class Store:
         self._flush_task = asyncio.create_task(self._flush_loop(), name="store.flush")
 
     async def close(self) -> None:
-        """Flush buffered states and close the database."""
+        """Flush queued writes and close the database."""
         if self._flush_task is not None:
             self._flush_task.cancel()
             try:
@@ -286,9 +339,12 @@ class Store:
                 f"database {self.path} has schema version {version}, newer than this "
                 f"meetmood understands ({SCHEMA_VERSION}); upgrade meetmood"
             )
-        conn.executescript(_SCHEMA)
-        _migrate(conn)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        with conn:
+            conn.execute("BEGIN")
+            run_script(conn, _SCHEMA)
+            migrate(conn, version, lambda: run_script(conn, _STATES), _state_row)
+            run_script(conn, _STATES)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._conn = conn
 
     def _close_sync(self) -> None:
@@ -345,6 +401,87 @@ class Store:
         rows = self._db.execute("SELECT * FROM meetings ORDER BY created_at DESC").fetchall()
         return [MeetingRecord(**dict(r)) for r in rows]
 
+    # -- queued writes -------------------------------------------------------------
+
+    def _queue(self, sql: str, args: tuple[Any, ...]) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(sql, args)
+
+        self._pending.append(write)
+
+    def add_participant_record(self, p: ParticipantRecord) -> None:
+        """Queue a participant who joined. Call from the event loop."""
+        self._queue(
+            "INSERT INTO participants (id, meeting_id, display_name, source, joined_at,"
+            " parent_id, face_track) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (p.id, p.meeting_id, p.display_name, p.source, p.joined_at, p.parent_id, p.face_track),
+        )
+
+    def end_participant(self, participant_id: str, ts: float, reason: LeaveReason) -> None:
+        """Queue that a participant left (the first leave wins). Call from the event loop."""
+        self._queue(
+            "UPDATE participants SET left_at = ?, leave_reason = ?"
+            " WHERE id = ? AND left_at IS NULL",
+            (ts, reason, participant_id),
+        )
+
+    def add_state(self, meeting_id: str, state: ParticipantState) -> None:
+        """Queue a participant state. Call from the event loop."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                f"INSERT INTO states ({_STATE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                _state_row(meeting_id, state),
+            )
+
+        self._pending.append(write)
+
+    def add_room(self, meeting_id: str, room: RoomState) -> None:
+        """Queue a room state. Call from the event loop."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO room_states (meeting_id, ts, engagement, data) VALUES (?, ?, ?, ?)",
+                (meeting_id, room.ts, room.engagement, _json(_ROOM, room)),
+            )
+
+        self._pending.append(write)
+
+    def add_moment(self, meeting_id: str, moment: Moment) -> None:
+        """Queue a notable moment. Call from the event loop."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO moments (meeting_id, ts, kind, data) VALUES (?, ?, ?, ?)",
+                (meeting_id, moment.ts, moment.kind, _json(_MOMENT, moment)),
+            )
+
+        self._pending.append(write)
+
+    async def flush(self) -> None:
+        """Write queued writes now, in order, in one transaction."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await self._call(self._write, batch)
+        except sqlite3.Error:
+            # Keep them for the next try rather than losing a batch to a transient error
+            # (e.g. a locked database).
+            self._pending[:0] = batch
+            log.exception("storing meeting data failed", extra={"count": len(batch)})
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_secs)
+            await self.flush()
+
+    def _write(self, batch: list[Callable[[sqlite3.Connection], None]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            for write in batch:
+                write(self._db)
+
     # -- participants ------------------------------------------------------------
 
     async def add_participant(
@@ -354,44 +491,18 @@ class Store:
         source: str,
         parent_id: str | None = None,
         face_track: int | None = None,
-        participant_id: str | None = None,
     ) -> ParticipantRecord:
-        """Record a participant who just joined (or a new face in a participant's feed)."""
-        record = ParticipantRecord(
-            id=participant_id or new_id(),
-            meeting_id=meeting_id,
-            display_name=display_name,
-            source=source,
-            joined_at=time.time(),
-            left_at=None,
-            leave_reason=None,
-            parent_id=parent_id,
-            face_track=face_track,
+        """Record a participant who joined now, and write it at once."""
+        record = ParticipantRecord.new(
+            meeting_id, display_name, source, time.time(), parent_id, face_track
         )
-        await self._call(self._insert_participant, record)
+        self.add_participant_record(record)
+        await self.flush()
         return record
-
-    def _insert_participant(self, p: ParticipantRecord) -> None:
-        self._db.execute(
-            "INSERT INTO participants"
-            " (id, meeting_id, display_name, source, joined_at, parent_id, face_track)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (p.id, p.meeting_id, p.display_name, p.source, p.joined_at, p.parent_id, p.face_track),
-        )
-
-    async def end_participant(self, participant_id: str, ts: float, reason: LeaveReason) -> None:
-        """Record that a participant left (first call wins)."""
-        await self._call(self._end_participant, participant_id, ts, reason)
-
-    def _end_participant(self, participant_id: str, ts: float, reason: str) -> None:
-        self._db.execute(
-            "UPDATE participants SET left_at = ?, leave_reason = ?"
-            " WHERE id = ? AND left_at IS NULL",
-            (ts, reason, participant_id),
-        )
 
     async def close_dangling_participants(self) -> int:
         """Mark participants still 'present' after a crash as gone; returns how many."""
+        await self.flush()
         return await self._call(self._close_dangling)
 
     def _close_dangling(self) -> int:
@@ -404,7 +515,8 @@ class Store:
         return cur.rowcount
 
     async def list_participants(self, meeting_id: str) -> list[ParticipantRecord]:
-        """A meeting's participants in joining order."""
+        """A meeting's participants in joining order (flushes first)."""
+        await self.flush()
         return await self._call(self._list_participants, meeting_id)
 
     def _list_participants(self, meeting_id: str) -> list[ParticipantRecord]:
@@ -413,38 +525,7 @@ class Store:
         ).fetchall()
         return [ParticipantRecord(**dict(r)) for r in rows]
 
-    # -- states ------------------------------------------------------------------
-
-    def add_state(self, meeting_id: str, state: ParticipantState) -> None:
-        """Buffer a state; it is written at the next flush. Call from the event loop."""
-        self._pending.append(StoredState(meeting_id, state))
-
-    async def flush(self) -> None:
-        """Write buffered states now."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        try:
-            await self._call(self._insert_states, batch)
-        except sqlite3.Error:
-            # Keep them for the next try rather than losing a batch to a transient error
-            # (e.g. a locked database).
-            self._pending[:0] = batch
-            log.exception("storing participant states failed", extra={"count": len(batch)})
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_secs)
-            await self.flush()
-
-    def _insert_states(self, batch: list[StoredState]) -> None:
-        rows = [(item.meeting_id, *_state_row(item.state).values()) for item in batch]
-        marks = ", ".join("?" * len(_STATE_COLUMNS))
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                f"INSERT INTO states ({', '.join(_STATE_COLUMNS)}) VALUES ({marks})", rows
-            )
+    # -- reads -------------------------------------------------------------------
 
     async def history(self, meeting_id: str, since_ts: float) -> dict[str, list[HistoryPoint]]:
         """Each participant's timeline since ``since_ts``, oldest first (flushes first)."""
@@ -452,35 +533,103 @@ class Store:
         return await self._call(self._history, meeting_id, since_ts)
 
     def _history(self, meeting_id: str, since_ts: float) -> dict[str, list[HistoryPoint]]:
+        curves = ", ".join(f"json_extract(readings, '$.{c}[0]') AS {c}" for c in _CURVES)
         rows = self._db.execute(
-            f"SELECT participant_id, ts, face_visible, emotion_source, {', '.join(_PROB_COLUMNS)}"
+            f"SELECT participant_id, ts, face_visible, is_speaking, {curves}"
             " FROM states WHERE meeting_id = ? AND ts >= ? ORDER BY ts",
             (meeting_id, since_ts),
         ).fetchall()
         out: dict[str, list[HistoryPoint]] = {}
         for r in rows:
-            probs = None
-            if r["emotion_source"] is not None:
-                probs = {e.value: r[f"p_{e.value}"] for e in EMOTIONS}
+            speaking = r["is_speaking"]
             out.setdefault(r["participant_id"], []).append(
-                HistoryPoint(ts=r["ts"], face_visible=bool(r["face_visible"]), probs=probs)
+                HistoryPoint(
+                    ts=r["ts"],
+                    face_visible=bool(r["face_visible"]),
+                    is_speaking=None if speaking is None else bool(speaking),
+                    **{c: r[c] for c in _CURVES},
+                )
             )
         return out
 
-    async def states(
+    async def read_states(
         self, meeting_id: str, participant_id: str | None = None, since_ts: float = 0.0
-    ) -> list[dict[str, Any]]:
-        """Stored state rows as plain dicts (flushes first)."""
+    ) -> list[ParticipantState]:
+        """Stored states of a meeting (or one participant) since ``since_ts``, in time order."""
         await self.flush()
-        return await self._call(self._states, meeting_id, participant_id, since_ts)
+        return await self._call(self._read_states, meeting_id, participant_id, since_ts)
 
-    def _states(
+    def _read_states(
         self, meeting_id: str, participant_id: str | None, since_ts: float
-    ) -> list[dict[str, Any]]:
+    ) -> list[ParticipantState]:
         sql = "SELECT * FROM states WHERE meeting_id = ? AND ts >= ?"
         args: list[Any] = [meeting_id, since_ts]
         if participant_id is not None:
             sql += " AND participant_id = ?"
             args.append(participant_id)
-        rows = self._db.execute(sql + " ORDER BY ts", args).fetchall()
-        return [dict(r) for r in rows]
+        rows = self._db.execute(sql + " ORDER BY ts, id", args).fetchall()
+        return [_state_of(r) for r in rows]
+
+    async def state_page(
+        self,
+        meeting_id: str,
+        participant_id: str | None = None,
+        since_ts: float = 0.0,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> StatePage:
+        """At most ``limit`` states stored after row ``after`` (a cursor), in row order."""
+        await self.flush()
+        return await self._call(
+            self._state_page, meeting_id, participant_id, since_ts, after, limit
+        )
+
+    def _state_page(
+        self, meeting_id: str, participant_id: str | None, since_ts: float, after: int, limit: int
+    ) -> StatePage:
+        sql = "SELECT * FROM states WHERE meeting_id = ? AND ts >= ? AND id > ?"
+        args: list[Any] = [meeting_id, since_ts, after]
+        if participant_id is not None:
+            sql += " AND participant_id = ?"
+            args.append(participant_id)
+        rows = self._db.execute(sql + " ORDER BY id LIMIT ?", [*args, limit]).fetchall()
+        states = [(int(r["id"]), _state_of(r)) for r in rows]
+        return StatePage(states, states[-1][0] if states else after)
+
+    async def room_history(self, meeting_id: str, since_ts: float) -> list[RoomPoint]:
+        """The room's timeline since ``since_ts`` (flushes first)."""
+        await self.flush()
+        return await self._call(self._room_history, meeting_id, since_ts)
+
+    def _room_history(self, meeting_id: str, since_ts: float) -> list[RoomPoint]:
+        rows = self._db.execute(
+            "SELECT ts, engagement, json_extract(data, '$.valence') AS valence,"
+            " json_extract(data, '$.arousal') AS arousal FROM room_states"
+            " WHERE meeting_id = ? AND ts >= ? ORDER BY ts",
+            (meeting_id, since_ts),
+        ).fetchall()
+        return [RoomPoint(**dict(r)) for r in rows]
+
+    async def read_room(self, meeting_id: str, since_ts: float = 0.0) -> list[RoomState]:
+        """Stored room states since ``since_ts`` (flushes first)."""
+        await self.flush()
+        return await self._call(self._read_room, meeting_id, since_ts)
+
+    def _read_room(self, meeting_id: str, since_ts: float) -> list[RoomState]:
+        rows = self._db.execute(
+            "SELECT data FROM room_states WHERE meeting_id = ? AND ts >= ? ORDER BY ts",
+            (meeting_id, since_ts),
+        ).fetchall()
+        return [_ROOM.validate_json(r["data"]) for r in rows]
+
+    async def moments(self, meeting_id: str, since_ts: float = 0.0) -> list[Moment]:
+        """Notable moments since ``since_ts``, oldest first (flushes first)."""
+        await self.flush()
+        return await self._call(self._moments, meeting_id, since_ts)
+
+    def _moments(self, meeting_id: str, since_ts: float) -> list[Moment]:
+        rows = self._db.execute(
+            "SELECT data FROM moments WHERE meeting_id = ? AND ts >= ? ORDER BY ts",
+            (meeting_id, since_ts),
+        ).fetchall()
+        return [_MOMENT.validate_json(r["data"]) for r in rows]

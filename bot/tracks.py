@@ -1,9 +1,12 @@
-"""Reading media tracks: drain every track, keep only the newest video frame.
+"""Reading media tracks: one receive loop, and the newest video frame wins.
 
 aiortc's receive queue has no bound, so every track is read continuously even
-while analysis is busy; a track nobody analyses goes to :func:`drain`. Video
-frames land in a one-slot :class:`LatestSlot`: a new frame overwrites an unread
-one, so analysis always sees the newest frame and never a backlog.
+while analysis is busy (:func:`receive`); a track nobody analyses goes to
+:func:`drain`. Video frames land in a one-slot :class:`LatestSlot`: a new frame
+overwrites an unread one, so analysis always sees the newest frame and never a
+backlog. A source that is not live (a recorded file) can make the slot wait for
+the reader instead (``block=True``), so no frame is dropped and the file runs as
+fast as analysis allows.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -22,12 +26,20 @@ T = TypeVar("T")
 
 
 class LatestSlot(Generic[T]):
-    """A one-item mailbox where the newest item wins. Event-loop only."""
+    """A one-item mailbox where the newest item wins. Event-loop only.
 
-    def __init__(self) -> None:
+    Args:
+        block: Make :meth:`put_wait` wait until the previous item was taken
+            (for sources that can wait, such as files) instead of overwriting it.
+    """
+
+    def __init__(self, block: bool = False) -> None:
         """Create an empty slot."""
         self._item: T | None = None
         self._ready = asyncio.Event()
+        self._taken = asyncio.Event()
+        self._taken.set()
+        self.block = block
         self.received = 0  # items put
         self.dropped = 0  # items overwritten before anyone took them
 
@@ -43,19 +55,27 @@ class LatestSlot(Generic[T]):
             self.dropped += 1
         self._item = item
         self._ready.set()
+        self._taken.clear()
+
+    async def put_wait(self, item: T) -> None:
+        """Store ``item``; with ``block``, first wait until the previous one was taken."""
+        if self.block:
+            await self._taken.wait()
+        self.put(item)
 
     async def take(self) -> T:
         """Wait for an item and take it."""
         await self._ready.wait()
         self._ready.clear()
         item, self._item = self._item, None
+        self._taken.set()
         assert item is not None
         return item
 
 
 @dataclass(frozen=True, slots=True)
 class ReceivedFrame:
-    """A decoded frame and when it was received (``time.monotonic()``)."""
+    """A decoded frame and when it was received (the session clock's monotonic time)."""
 
     frame: av.VideoFrame
     received_at: float
@@ -67,10 +87,11 @@ class MediaClock:
     The first frame anchors media time to the wall clock; later frames keep the
     media spacing, so analysis timestamps do not jitter with network delay. If the
     two drift apart by more than ``max_drift_secs`` (a sender restart, a pts jump),
-    the clock re-anchors.
+    the clock re-anchors. ``max_drift_secs=None`` never re-anchors (a file that
+    runs faster than real time keeps its own timeline).
     """
 
-    def __init__(self, max_drift_secs: float = 5.0) -> None:
+    def __init__(self, max_drift_secs: float | None = 5.0) -> None:
         """Create an unanchored clock."""
         self.max_drift_secs = max_drift_secs
         self._offset: float | None = None
@@ -79,7 +100,10 @@ class MediaClock:
         """The meeting-clock time of a frame with media time ``media_ts``."""
         if media_ts is None:
             return wall_now
-        if self._offset is None or abs(media_ts + self._offset - wall_now) > self.max_drift_secs:
+        if self._offset is None or (
+            self.max_drift_secs is not None
+            and abs(media_ts + self._offset - wall_now) > self.max_drift_secs
+        ):
             self._offset = wall_now - media_ts
         return media_ts + self._offset
 
@@ -91,13 +115,18 @@ def media_time(frame: av.VideoFrame | av.AudioFrame) -> float | None:
     return float(frame.pts * frame.time_base)
 
 
-async def read_video(
-    track: MediaStreamTrack, slot: LatestSlot[ReceivedFrame], timeout_secs: float
+async def receive(
+    track: MediaStreamTrack,
+    on_frame: Callable[[av.VideoFrame | av.AudioFrame], Awaitable[None] | None],
+    timeout_secs: float,
+    on_timeout: Callable[[], None] | None = None,
 ) -> int:
-    """Receive every frame of ``track`` into ``slot`` until the track ends.
+    """Receive every frame of ``track`` until it ends; returns how many arrived.
 
-    Returns the number of frames received. A timeout only means no frame came for
-    a while (camera paused); the loop goes on. ``MediaStreamError`` ends it.
+    The one receive loop of the bot. ``on_frame`` gets each frame (and may be a
+    coroutine function, awaited before the next ``recv``). A timeout only means no
+    frame came for a while (camera paused, packets stopped): ``on_timeout`` is told
+    and the loop goes on, unless the track has ended. ``MediaStreamError`` ends it.
     """
     received = 0
     while True:
@@ -106,24 +135,34 @@ async def read_video(
         except TimeoutError:
             if track.readyState == "ended":
                 return received
+            if on_timeout is not None:
+                on_timeout()
             continue
         except MediaStreamError:
             return received
+        if not isinstance(frame, (av.VideoFrame, av.AudioFrame)):
+            continue
+        received += 1
+        waited = on_frame(frame)
+        if waited is not None:
+            await waited
+
+
+async def read_video(
+    track: MediaStreamTrack,
+    slot: LatestSlot[ReceivedFrame],
+    timeout_secs: float,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> int:
+    """Receive every video frame of ``track`` into ``slot`` until the track ends."""
+
+    async def put(frame: av.VideoFrame | av.AudioFrame) -> None:
         if isinstance(frame, av.VideoFrame):
-            received += 1
-            slot.put(ReceivedFrame(frame, time.monotonic()))
+            await slot.put_wait(ReceivedFrame(frame, monotonic()))
+
+    return await receive(track, put, timeout_secs)
 
 
 async def drain(track: MediaStreamTrack, timeout_secs: float) -> int:
     """Receive and discard every frame of ``track`` until it ends; returns the count."""
-    received = 0
-    while True:
-        try:
-            await asyncio.wait_for(track.recv(), timeout_secs)
-        except TimeoutError:
-            if track.readyState == "ended":
-                return received
-            continue
-        except MediaStreamError:
-            return received
-        received += 1
+    return await receive(track, lambda frame: None, timeout_secs)

@@ -1,15 +1,25 @@
-"""Bot-level data types: fused participant state and the events that leave the process.
+"""The bot's data types in one home: observations in, fused states out, events to sinks.
+
+Flow: a :class:`~bot.session.ParticipantSession` turns a participant's media into
+**observations** (:class:`FaceObservation` per face slot, :class:`VoiceObservation`,
+:class:`SpeakingObservation`); the meeting adds :class:`TalkObservation` from its talk
+tracker; :func:`bot.fusion.fuse` folds them into a :class:`ParticipantState`, whose
+``readings`` hold every derived quantity of :data:`bot.fusion.registry.REGISTRY`; the
+meeting fuses the room (:class:`RoomState`, :class:`Moment`) and publishes **events**
+to its sinks (store, sidebar sockets, and later summaries and reports).
 
 Per-frame types (``VideoSample``, ``FaceAnalysis``, ``Emotion``) live in
-``analyzers.types``; this module adds what fusion produces and what the sidebar
-receives. Events are pydantic models with a literal ``type`` so that they
-serialise with ``model_dump()`` and can later travel over a message bus.
+``analyzers.types`` (dependencies point one way). Data types here are frozen,
+slotted dataclasses: cheap to build and share between readers. Events are pydantic
+models with a literal ``type``; pydantic serialises the dataclasses they carry, so
+every field group is written once (here) and the sidebar is told the fields by the
+server (``model_dump(mode="json")``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -18,47 +28,65 @@ from analyzers.types import EMOTIONS, Emotion, FaceAnalysis, FaceEmotion, VideoS
 
 __all__ = [
     "EMOTIONS",
+    "FACE_AUS",
+    "AnalysisFailed",
     "Emotion",
     "EmotionScores",
-    "EmotionView",
-    "FACE_AUS",
-    "FaceMetrics",
-    "FaceView",
-    "FaceWindow",
-    "FaceWindowView",
-    "NoticeEvent",
-    "TalkEvent",
-    "TalkParticipantView",
-    "VoiceEmotionStatus",
-    "VoiceMetrics",
-    "VoiceView",
     "FaceAnalysis",
     "FaceEmotion",
+    "FaceMetrics",
+    "FaceObservation",
+    "FaceWindow",
     "HistoryPoint",
     "LeaveReason",
+    "ListeningObservation",
     "MeetingEvent",
     "MeetingRef",
+    "Moment",
+    "MomentEvent",
+    "MomentKind",
+    "NoticeEvent",
+    "Observation",
     "ParticipantInfo",
     "ParticipantJoinedEvent",
     "ParticipantLeftEvent",
     "ParticipantState",
     "ParticipantStateEvent",
+    "Reading",
+    "RoomEvent",
+    "RoomPoint",
+    "RoomState",
     "SnapshotEvent",
-    "StateView",
+    "SpeakingObservation",
+    "StateDefinition",
+    "TalkEvent",
+    "TalkFigures",
+    "TalkObservation",
+    "TalkParticipantView",
+    "Trend",
     "VideoSample",
+    "VoiceEmotionStatus",
+    "VoiceMetrics",
+    "VoiceObservation",
 ]
 
 #: Where the speech-emotion reading stands (see :class:`VoiceMetrics`).
 VoiceEmotionStatus = Literal["ok", "waiting", "unavailable", "disabled"]
 LeaveReason = Literal["left", "disconnected", "failed", "server_shutdown", "server_restart"]
+Trend = Literal["rising", "falling", "steady"]
+
+
+# -- readings of one modality ---------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class EmotionScores:
     """Emotion probabilities from one modality (or fused).
 
-    ``confidence`` is the probability of the top class as the model gives it: a
-    softmax output, not a calibrated probability of being right.
+    ``probs`` holds only the classes the source can express (a speech model with four
+    classes has four keys); they sum to 1. ``confidence`` is the probability of the
+    top class as the model gives it: a softmax output, not a calibrated probability
+    of being right.
     """
 
     participant_id: str
@@ -72,6 +100,28 @@ class EmotionScores:
         """The most probable class."""
         return max(self.probs, key=lambda e: self.probs[e])
 
+    @classmethod
+    def of(
+        cls,
+        participant_id: str,
+        ts: float,
+        source: Literal["face", "voice", "fused"],
+        probs: Mapping[Emotion, float] | Mapping[str, float],
+    ) -> EmotionScores | None:
+        """Scores from raw probabilities: normalised, keyed by :class:`Emotion`.
+
+        Keys that are not emotion names are ignored; ``None`` when nothing is left
+        (no class the model can express, or all zero).
+        """
+        known = {Emotion(str(k)): float(v) for k, v in probs.items() if str(k) in _EMOTION_NAMES}
+        total = sum(known.values())
+        if total <= 0:
+            return None
+        normed = {e: p / total for e, p in known.items()}
+        return cls(participant_id, ts, source, normed, max(normed.values()))
+
+
+_EMOTION_NAMES = frozenset(e.value for e in EMOTIONS)
 
 #: Action units whose geometric proxies are reported (FACS numbers).
 FACE_AUS: tuple[str, ...] = ("AU01", "AU02", "AU04", "AU06", "AU12", "AU15", "AU25", "AU26")
@@ -110,12 +160,13 @@ class FaceMetrics:
         head_roll: Smoothed head roll, degrees.
         gaze_yaw: Smoothed gaze yaw, degrees (0 = towards the camera).
         gaze_pitch: Smoothed gaze pitch, degrees.
-        looking_away: Whether the gaze is off the camera by more than the threshold.
+        looking_away: Whether the gaze is off the person's usual direction by more
+            than the threshold; ``None`` before calibration or without a gaze.
         aus: AU proxy intensities 0-5 relative to the neutral baseline, by FACS name.
         au_labels: EMFACS-style rule labels that fired on this frame.
+        window: Windowed features over the last ``window_secs`` (seed B's set).
         emotion_relative: Face emotion probabilities minus the person's neutral
             baseline probabilities, per class (-1..1); ``None`` before calibration.
-        window: Windowed features over the last ``window_secs`` (seed B's set).
     """
 
     track_id: int
@@ -139,178 +190,299 @@ class FaceMetrics:
 
 @dataclass(frozen=True, slots=True)
 class VoiceMetrics:
-    """One participant's voice: speaking activity, prosody and voice emotion.
+    """One participant's own voice: speaking activity, prosody and voice emotion.
 
     Attributes:
         is_speaking: Whether the voice activity detector hears speech now.
-        talk_secs: Seconds of speech since joining.
-        talk_share: This participant's share of all speech in the meeting, 0-1;
-            ``None`` while nobody has spoken.
-        turns: Times this participant took the floor.
-        arousal: Activation of the last voiced segment against the speaker's own
-            baseline, -1..1; ``None`` until the baseline has enough segments.
-        pitch_hz: Median F0 of the last voiced segment.
-        loudness_dbfs: RMS level of the last voiced segment.
-        emotion: The speech-emotion model's scores for the last classified segment.
-        emotion_status: ``ok`` (scores present), ``waiting`` (no segment of 1-4 s
+        talk_secs: Seconds of speech since the audio started being analysed.
+        arousal: Activation of the last analysed stretch of speech against the
+            speaker's own baseline, -1..1; ``None`` until the baseline has enough segments.
+        pitch_hz: Median F0 of the last analysed stretch.
+        loudness_dbfs: RMS level of the last analysed stretch.
+        segment_end_ts: Meeting-clock end of the last analysed stretch of speech
+            (``arousal``, ``pitch_hz``, ``loudness_dbfs`` and ``prosody_z`` describe it);
+            ``None`` before any.
+        prosody_z: z-scores of that stretch against the speaker's baseline
+            (``loudness``, ``pitch``, ``range``, ``rate``); empty during warm-up.
+        pause_ratio: Share of that stretch spent in pauses, 0..1.
+        emotion: The speech-emotion model's scores for the last classified piece.
+        emotion_status: ``ok`` (scores present), ``waiting`` (no piece of 1-4 s
             yet), ``unavailable`` (model could not be loaded) or ``disabled``.
     """
 
     is_speaking: bool
     talk_secs: float
-    talk_share: float | None
-    turns: int
     arousal: float | None
     pitch_hz: float | None
     loudness_dbfs: float | None
     emotion: EmotionScores | None
     emotion_status: VoiceEmotionStatus
+    segment_end_ts: float | None = None
+    prosody_z: Mapping[str, float] = field(default_factory=dict)
+    pause_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TalkFigures:
+    """One participant's share of the conversation, from the meeting's talk tracker.
+
+    ``None`` marks a figure that is not known (rows written before it was recorded).
+
+    Attributes:
+        talk_secs: Seconds this participant spoke.
+        talk_share: Their share of everyone's talk time, 0-1; ``None`` before anyone spoke.
+        turns: Turns they took.
+        interruptions: Times they talked over someone who then stopped.
+        overlap_secs: Seconds they spoke while someone else spoke.
+        present: Participants present whose audio is analysed (the fair share is 1/present).
+        meeting_speech_secs: Seconds in which someone spoke, meeting-wide.
+        meeting_turns: Turns taken by everyone.
+    """
+
+    talk_secs: float
+    talk_share: float | None
+    turns: int
+    interruptions: int | None = None
+    overlap_secs: float | None = None
+    present: int | None = None
+    meeting_speech_secs: float | None = None
+    meeting_turns: int | None = None
+
+
+# -- observations: what sessions and the meeting feed to fusion -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FaceObservation:
+    """One face slot of a participant's feed at one analysed frame.
+
+    Slot 1 is the participant's own face; slots 2, 3, ... are further faces in the
+    same feed (a room camera), each fused and shown as its own sub-participant.
+    ``emotion=None`` means no face in this slot on this frame ("no face", never neutral).
+    """
+
+    participant_id: str
+    slot: int
+    ts: float
+    emotion: EmotionScores | None
+    metrics: FaceMetrics | None = None
+
+    @property
+    def face_visible(self) -> bool:
+        """Whether a face was seen in this slot."""
+        return self.emotion is not None
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceObservation:
+    """The participant's voice readings changed (speaking, a new segment, new scores)."""
+
+    participant_id: str
+    ts: float
+    voice: VoiceMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakingObservation:
+    """A speaking change for the meeting's talk tracker.
+
+    ``ts`` is back-dated to the real onset or offset; ``detected_ts`` is when the
+    voice activity detector decided (see :class:`~analyzers.voice.pipeline.SpeakingChanged`).
+    """
+
+    participant_id: str
+    ts: float
+    is_speaking: bool
+    detected_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class ListeningObservation:
+    """The participant's audio started being analysed (they now count for talk shares)."""
+
+    participant_id: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisFailed:
+    """An analysis of this participant failed or timed out; the last reading goes stale."""
+
+    participant_id: str
+    ts: float
+    modality: Literal["face", "voice"]
+
+
+@dataclass(frozen=True, slots=True)
+class TalkObservation:
+    """The meeting's talk figures for one participant (the meeting produces these)."""
+
+    participant_id: str
+    ts: float
+    talk: TalkFigures
+
+
+#: Everything a session or the meeting observes about a participant.
+Observation = (
+    FaceObservation
+    | VoiceObservation
+    | SpeakingObservation
+    | ListeningObservation
+    | AnalysisFailed
+    | TalkObservation
+)
+
+
+# -- fused state ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One derived quantity of one participant (an entry of the state registry).
+
+    Attributes:
+        value: The value in the definition's range, or ``None`` when it cannot be
+            estimated from what was observed (``reason`` says why).
+        confidence: 0-1, how much of the quantity's input was actually observed:
+            the weighted share of its inputs that were available, each scaled by its
+            quality (see :mod:`bot.fusion.inputs`). 0 when ``value`` is ``None``.
+            It is not a probability of being right.
+        reason: Why the value is ``None``, or a caveat that applies now.
+        sources: The inputs that fed this value (e.g. ``face_fer``, ``voice_prosody``).
+    """
+
+    value: float | None
+    confidence: float = 0.0
+    reason: str | None = None
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ParticipantState:
-    """One participant (or one face of a room camera) at one tick, as fusion produced it.
+    """One participant (or one face of a room camera) at one moment, as fusion made it.
 
-    Frozen: fusion builds a new one each tick, so readers can share it safely.
-    ``emotion`` is the face emotion model's output; ``face`` the landmark readings
-    (``None`` without landmarks: no face, or the Haar detector); ``voice`` the
-    voice readings (``None`` until an audio track is analysed). ``engagement`` stays
-    ``None`` until a documented engagement score exists. ``stale`` means the last
-    analysis failed or timed out; the other fields then repeat the last good reading.
+    Frozen: fusion builds a new one each time, so readers can share it safely.
+
+    Attributes:
+        participant_id: Who.
+        ts: Meeting-clock seconds; never goes back for one participant.
+        face_visible: A face was seen in the last analysed frame.
+        emotion: The face emotion model's scores (``None``: no face).
+        is_speaking: Speaking now (``None`` until the audio is analysed).
+        stale: The last analysis failed; the readings repeat the last good ones.
+        face: Landmark readings of the face (``None`` without a face or landmarks).
+        voice: The participant's own voice readings (``None`` without analysed audio).
+        talk: Talk figures from the meeting (``None`` until the meeting has them).
+        readings: Every derived quantity by registry name (engagement, its
+            components, valence, arousal and the 28 states).
     """
 
     participant_id: str
     ts: float
     face_visible: bool
     emotion: EmotionScores | None
-    engagement: float | None = None
     is_speaking: bool | None = None
     stale: bool = False
     face: FaceMetrics | None = None
     voice: VoiceMetrics | None = None
+    talk: TalkFigures | None = None
+    readings: Mapping[str, Reading] = field(default_factory=dict)
+
+    def value(self, name: str) -> float | None:
+        """The value of reading ``name`` (``None`` if absent or not estimable)."""
+        reading = self.readings.get(name)
+        return None if reading is None else reading.value
+
+    @property
+    def engagement(self) -> float | None:
+        """The engagement score, 0-1, or ``None``."""
+        return self.value("engagement")
+
+
+# -- the room -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    """The meeting as a whole at one moment (see :mod:`bot.fusion.room`).
+
+    Attributes:
+        ts: Meeting-clock seconds.
+        present: Participants (faces of room cameras included) connected now.
+        engagement: Confidence-weighted mean engagement of those who have one.
+        engagement_n: How many participants that mean is over.
+        valence: Confidence-weighted mean expressed valence, -1..1.
+        arousal: Confidence-weighted mean arousal, -1..1.
+        mood: The circumplex quadrant of (valence, arousal), e.g. "positive, energetic";
+            ``None`` without both.
+        dominant: The most common dominant fused expression among participants.
+        speaking: Participants speaking now.
+        trend: Room engagement over the trend window: rising, falling or steady.
+        trend_change: The change over the trend window by least squares (per window).
+        trends: Each participant's engagement trend over the same window.
+    """
+
+    ts: float
+    present: int
+    engagement: float | None
+    engagement_n: int
+    valence: float | None
+    arousal: float | None
+    mood: str | None
+    dominant: str | None
+    speaking: tuple[str, ...]
+    trend: Trend | None
+    trend_change: float | None
+    trends: Mapping[str, Trend] = field(default_factory=dict)
+
+
+MomentKind = Literal["engagement_drop", "engagement_rise", "long_silence", "joint_smiles"]
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A notable moment of the meeting.
+
+    Attributes:
+        ts: When it happened (meeting clock).
+        kind: What happened.
+        participants: Who it is about (the silent one, the smiling ones; empty for the room).
+        speaking: Who was speaking at ``ts``.
+        value: The figure behind it (the engagement change, the silence in seconds,
+            the number of smiling faces).
+        window_secs: The time span the figure covers.
+    """
+
+    ts: float
+    kind: MomentKind
+    participants: tuple[str, ...]
+    speaking: tuple[str, ...]
+    value: float
+    window_secs: float
+
+
+# -- what leaves the process ----------------------------------------------------------
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class EmotionView(_Event):
-    """Emotion scores as the sidebar and API see them."""
+class StateDefinition(_Event):
+    """One entry of the state registry as clients see it (no function)."""
 
-    source: Literal["face", "voice", "fused"]
-    probs: dict[str, float]
-    dominant: str
-    confidence: float
-
-    @classmethod
-    def of(cls, scores: EmotionScores | None) -> EmotionView | None:
-        """Serialise emotion scores (``None`` stays ``None``)."""
-        if scores is None:
-            return None
-        return cls(
-            source=scores.source,
-            probs={str(k): float(v) for k, v in scores.probs.items()},
-            dominant=str(scores.dominant),
-            confidence=scores.confidence,
-        )
-
-
-class FaceWindowView(_Event):
-    """:class:`FaceWindow` as it leaves the process."""
-
-    model_config = ConfigDict(frozen=True, from_attributes=True)
-
-    window_secs: float
-    face_frames: int
-    blink_freq: float | None
-    smile_freq: float | None
-    avg_head_tilt: float | None
-    percent_away: float | None
-    emotion_counts: dict[str, int]
-
-
-class FaceView(_Event):
-    """:class:`FaceMetrics` as it leaves the process (same fields)."""
-
-    model_config = ConfigDict(frozen=True, from_attributes=True)
-
-    track_id: int
-    calibrated: bool
-    blinks: int
-    blink_rate_per_min: float | None
-    ear: float | None
-    smile: float | None
-    is_smiling: bool | None
-    head_pitch: float | None
-    head_yaw: float | None
-    head_roll: float | None
-    gaze_yaw: float | None
-    gaze_pitch: float | None
-    looking_away: bool | None
-    aus: dict[str, float] | None
-    au_labels: tuple[str, ...]
-    window: FaceWindowView | None
-    emotion_relative: dict[str, float] | None = None
-
-
-class VoiceView(_Event):
-    """:class:`VoiceMetrics` as it leaves the process."""
-
-    is_speaking: bool
-    talk_secs: float
-    talk_share: float | None
-    turns: int
-    arousal: float | None
-    pitch_hz: float | None
-    loudness_dbfs: float | None
-    emotion: EmotionView | None
-    emotion_status: VoiceEmotionStatus
-
-    @classmethod
-    def of(cls, voice: VoiceMetrics | None) -> VoiceView | None:
-        """Serialise voice readings (``None`` stays ``None``)."""
-        if voice is None:
-            return None
-        return cls(
-            is_speaking=voice.is_speaking,
-            talk_secs=voice.talk_secs,
-            talk_share=voice.talk_share,
-            turns=voice.turns,
-            arousal=voice.arousal,
-            pitch_hz=voice.pitch_hz,
-            loudness_dbfs=voice.loudness_dbfs,
-            emotion=EmotionView.of(voice.emotion),
-            emotion_status=voice.emotion_status,
-        )
-
-
-class StateView(_Event):
-    """A participant state as it leaves the process."""
-
-    participant_id: str
-    ts: float
-    face_visible: bool
-    emotion: EmotionView | None
-    engagement: float | None
-    is_speaking: bool | None
-    stale: bool
-    face: FaceView | None = None
-    voice: VoiceView | None = None
-
-    @classmethod
-    def of(cls, state: ParticipantState) -> StateView:
-        """Serialise a state."""
-        return cls(
-            participant_id=state.participant_id,
-            ts=state.ts,
-            face_visible=state.face_visible,
-            emotion=EmotionView.of(state.emotion),
-            engagement=state.engagement,
-            is_speaking=state.is_speaking,
-            stale=state.stale,
-            face=None if state.face is None else FaceView.model_validate(state.face),
-            voice=VoiceView.of(state.voice),
-        )
+    name: str
+    group: str
+    label: str
+    definition: str
+    unit: str
+    low: float
+    high: float
+    inputs: tuple[str, ...]
+    support: str
+    formula: str
+    alias_of: str | None = None
+    null_reason: str | None = None
 
 
 class ParticipantInfo(_Event):
@@ -325,9 +497,10 @@ class ParticipantInfo(_Event):
     joined_at: float
     left_at: float | None = None
     leave_reason: str | None = None
-    state: StateView | None = None
+    state: ParticipantState | None = None
     parent_id: str | None = None
     face_track: int | None = None
+    source: str = "browser"
 
 
 class HistoryPoint(_Event):
@@ -335,14 +508,29 @@ class HistoryPoint(_Event):
 
     ts: float
     face_visible: bool
-    probs: dict[str, float] | None
+    is_speaking: bool | None = None
+    engagement: float | None = None
+    attention: float | None = None
+    expressiveness: float | None = None
+    participation: float | None = None
+    valence: float | None = None
+    arousal: float | None = None
+
+
+class RoomPoint(_Event):
+    """One point of the room's timeline."""
+
+    ts: float
+    engagement: float | None
+    valence: float | None
+    arousal: float | None
 
 
 class ParticipantStateEvent(_Event):
     """A new state for one participant."""
 
     type: Literal["participant_state"] = "participant_state"
-    state: StateView
+    state: ParticipantState
 
 
 class ParticipantJoinedEvent(_Event):
@@ -388,6 +576,20 @@ class TalkEvent(_Event):
     overlap_secs: float
 
 
+class RoomEvent(_Event):
+    """The room's engagement, mood and trends (about once a second)."""
+
+    type: Literal["room"] = "room"
+    room: RoomState
+
+
+class MomentEvent(_Event):
+    """A notable moment."""
+
+    type: Literal["moment"] = "moment"
+    moment: Moment
+
+
 class NoticeEvent(_Event):
     """A meeting-wide notice for the host, said once (e.g. a model that is unavailable)."""
 
@@ -412,10 +614,20 @@ class SnapshotEvent(_Event):
     server_ts: float
     participants: list[ParticipantInfo]
     history: dict[str, list[HistoryPoint]]
+    definitions: list[StateDefinition] = []
+    room: RoomState | None = None
+    room_history: list[RoomPoint] = []
+    moments: list[Moment] = []
     talk: TalkEvent | None = None
     notices: list[NoticeEvent] = []
 
 
 MeetingEvent = (
-    ParticipantStateEvent | ParticipantJoinedEvent | ParticipantLeftEvent | TalkEvent | NoticeEvent
+    ParticipantStateEvent
+    | ParticipantJoinedEvent
+    | ParticipantLeftEvent
+    | TalkEvent
+    | RoomEvent
+    | MomentEvent
+    | NoticeEvent
 )

@@ -7,6 +7,7 @@ import fractions
 import wave
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -182,3 +183,31 @@ def two_faces_frame() -> np.ndarray:
     frame[40:440, :320] = left
     frame[40:440, 320:] = left[:, ::-1]
     return frame
+
+
+class TrackSource:
+    """A media source that hands over given tracks (implements bot.sources.MediaSource).
+
+    It ends only when closed; the participant ends when its tracks have ended.
+    """
+
+    kind = "test"
+
+    def __init__(self, *tracks: MediaStreamTrack) -> None:
+        from bot.session.clock import RealtimePacing, SystemClock
+
+        self.tracks = list(tracks)
+        self.clock = SystemClock()
+        self.pacing = RealtimePacing
+        self.closed = asyncio.Event()
+
+    def start(self, on_track: Any) -> None:
+        for track in self.tracks:
+            on_track(track)
+
+    async def wait_ended(self) -> Any:
+        await self.closed.wait()
+        return "disconnected"
+
+    async def close(self) -> None:
+        self.closed.set()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +107,14 @@ async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) ->
             "neutral",
         }
         assert sum(emotion["probs"].values()) == pytest.approx(1.0, abs=1e-4)
-        assert emotion["dominant"] == "happy"
+        assert max(emotion["probs"], key=emotion["probs"].get) == "happy"
         assert emotion["confidence"] == pytest.approx(max(emotion["probs"].values()))
+        # Fusion: every registry state is there, each a value or a reason.
+        readings = state["readings"]
+        assert {d["name"] for d in snapshot["definitions"]} == set(readings)
+        assert all(r["value"] is not None or r["reason"] for r in readings.values())
+        assert readings["happy"]["value"] is not None  # the face fed the fused expression
+        assert readings["participation"]["value"] is None  # no microphone in this call
 
         # A second sidebar that connects now gets the participant in its snapshot.
         ws2 = await client.ws_connect(
@@ -132,16 +137,11 @@ async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) ->
         await ws.close()
 
     # States were stored in SQLite, keyed by meeting and participant.
-    await client.app[MANAGER].store.flush()
-    db = sqlite3.connect(settings.storage.database_path)
-    rows = db.execute(
-        "SELECT face_visible, dominant FROM states WHERE meeting_id = ? AND participant_id = ?",
-        (meeting["id"], pid),
-    ).fetchall()
-    left_at = db.execute("SELECT left_at, leave_reason FROM participants WHERE id = ?", (pid,))
-    assert rows and (1, "happy") in rows
-    assert left_at.fetchone()[1] == "left"
-    db.close()
+    store = client.app[MANAGER].store
+    stored = await store.read_states(meeting["id"], pid)
+    assert any(s.emotion is not None and s.emotion.dominant == "happy" for s in stored)
+    (record,) = await store.list_participants(meeting["id"])
+    assert record.leave_reason == "left"
 
 
 async def test_closing_the_peer_ends_the_participant(
@@ -181,13 +181,17 @@ async def test_speech_reaches_sidebar_with_talk_time(aiohttp_client: Any, tmp_pa
         spoke = False
         speakers: list[list[str]] = []
         voice: dict[str, Any] | None = None
-        while not (spoke and voice and not voice["is_speaking"] and voice["emotion"]):
+        talk: dict[str, Any] | None = None
+        state: dict[str, Any] = {}
+        while not (spoke and voice and not voice["is_speaking"] and voice["emotion"] and talk):
             event = await next_event_of(ws, {"participant_state", "talk"}, wait_secs=30)
             if event["type"] == "talk":
                 speakers.append(event["speaking"])
                 continue
-            voice = event["state"]["voice"]
+            state = event["state"]
+            voice = state["voice"]
             spoke = spoke or bool(voice and voice["is_speaking"])
+            talk = state["talk"] if spoke and state["talk"] and state["talk"]["turns"] else None
         assert [pid] in speakers  # the meeting strip saw them speaking
         assert voice["emotion_status"] == "ok"
         assert set(voice["emotion"]["probs"]) <= {"neutral", "happy", "angry", "sad"}
@@ -195,18 +199,16 @@ async def test_speech_reaches_sidebar_with_talk_time(aiohttp_client: Any, tmp_pa
         speech_secs = len(speech) / 16_000
         # VAD onsets and offsets are back-dated; pauses between words may not count.
         assert 0.5 * speech_secs < voice["talk_secs"] < speech_secs + 0.5
-        assert voice["turns"] == 1 and voice["talk_share"] == pytest.approx(1.0)
+        assert talk is not None
+        assert talk["turns"] == 1 and talk["talk_share"] == pytest.approx(1.0)
+        # Alone in the meeting, they have all the talk: participation reads high.
+        participation = state["readings"]["participation"]
+        assert participation["value"] is not None and participation["value"] > 0.6
     finally:
         await pc.close()
         await ws.close()
-    await client.app[MANAGER].store.flush()
-    db = sqlite3.connect(settings.storage.database_path)
-    rows = db.execute(
-        "SELECT is_speaking, talk_secs FROM states WHERE participant_id = ? AND talk_secs > 0",
-        (pid,),
-    ).fetchall()
-    db.close()
-    assert rows and any(speaking == 1 for speaking, _ in rows)
+    stored = await client.app[MANAGER].store.read_states(meeting["id"], pid)
+    assert any(s.is_speaking and s.voice is not None and s.voice.talk_secs > 0 for s in stored)
 
 
 async def test_missing_voice_model_is_said_once_and_voice_goes_on(

@@ -10,7 +10,7 @@ import pytest
 from bot.meeting import MeetingManager
 from bot.types import ParticipantJoinedEvent, ParticipantStateEvent
 from tests.conftest import make_settings
-from tests.media import ScriptedTrack, frame_from_rgb, two_faces_frame
+from tests.media import ScriptedTrack, TrackSource, frame_from_rgb, two_faces_frame
 
 pytestmark = pytest.mark.model
 
@@ -26,11 +26,11 @@ async def test_two_faces_become_a_participant_and_a_sub_participant(tmp_path: Pa
         record, _ = await manager.create_meeting("Room")
         meeting = await manager.live(record.id)
         async with manager.subscribe(record.id) as sub:
-            room = await manager.store.add_participant(record.id, "Room A", "browser")
-            participant = manager._add_participant(meeting, room)
             image = two_faces_frame()
             frames = [frame_from_rgb(image, pts=i * 3000) for i in range(6)]
-            participant.session.add_track(ScriptedTrack(frames, 0.05, linger_secs=0.5))
+            source = TrackSource(ScriptedTrack(frames, 0.05, linger_secs=0.5))
+            participant = meeting.join("Room A", source)
+            room = participant.record
             await asyncio.wait_for(participant.session.ended.wait(), 60)
             await manager.store.flush()
             events = []
@@ -53,7 +53,7 @@ async def test_two_faces_become_a_participant_and_a_sub_participant(tmp_path: Pa
         snapshot = await manager.snapshot(record.id)
         assert face2.participant_id in {p.participant_id for p in snapshot.participants}
 
-        await manager.end_participant(meeting, participant, "left")
+        await meeting.end(participant, "left")
         stored = {p.id: p for p in await manager.store.list_participants(record.id)}
         assert stored[face2.participant_id].leave_reason == "left"
     finally:

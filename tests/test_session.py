@@ -12,11 +12,21 @@ import pytest
 
 from analyzers import _worker
 from analyzers.face.emotion import FaceEmotionParams
+from bot.fusion import Fused, FusionParams, fuse
 from bot.inference import InferencePool
-from bot.session import ParticipantSession, TalkHooks
+from bot.session import ParticipantSession
+from bot.session.clock import MediaPacing
 from bot.settings import PipelineSettings
 from bot.tracks import LatestSlot, MediaClock, drain
-from bot.types import FaceAnalysis, FaceEmotion, ParticipantState
+from bot.types import (
+    FaceAnalysis,
+    FaceEmotion,
+    FaceObservation,
+    ListeningObservation,
+    Observation,
+    ParticipantState,
+    SpeakingObservation,
+)
 from tests.media import ScriptedTrack, face_frame_rgb, frame_from_rgb, make_video_frame
 
 pytestmark = pytest.mark.unit
@@ -85,6 +95,24 @@ def face_result(sample: Any) -> FaceAnalysis:
     )
 
 
+class Fusing:
+    """Receives a session's observations and fuses the participant's own (slot 1) state."""
+
+    def __init__(self) -> None:
+        self.observations: list[Observation] = []
+        self.states: list[ParticipantState] = []
+        self._fused: Fused | None = None
+
+    def __call__(self, obs: Observation) -> None:
+        self.observations.append(obs)
+        if isinstance(obs, (SpeakingObservation, ListeningObservation)):
+            return
+        if isinstance(obs, FaceObservation) and obs.slot != 1:
+            return
+        self._fused = fuse(self._fused, obs.participant_id, [obs], obs.ts, FusionParams())
+        self.states.append(self._fused.state)
+
+
 def pipeline(**changes: Any) -> PipelineSettings:
     return PipelineSettings(**{"frame_timeout_secs": 1.0, **changes})
 
@@ -92,14 +120,14 @@ def pipeline(**changes: Any) -> PipelineSettings:
 async def run_session(
     frames: list[Any], pool: InferencePool, fps: float = 50.0, interval: float = 0.0
 ) -> tuple[ParticipantSession, list[ParticipantState]]:
-    states: list[ParticipantState] = []
+    sink = Fusing()
     session = ParticipantSession(
-        "p1", pool, FaceEmotionParams().model_copy(update={"fps": fps}), pipeline(), states.append
+        "p1", pool, FaceEmotionParams().model_copy(update={"fps": fps}), pipeline(), sink
     )
     session.add_track(ScriptedTrack(frames, interval_secs=interval, linger_secs=0.3))
     await asyncio.wait_for(session.ended.wait(), 10)
     await session.close()
-    return session, states
+    return session, sink.states
 
 
 async def test_no_face_means_no_face_not_neutral() -> None:
@@ -240,7 +268,7 @@ async def test_faces_are_followed_between_detector_runs() -> None:
     pool = ScriptedPool([])
     pool.answers_default = landmark_result  # type: ignore[method-assign]
     params = FaceEmotionParams(detect_interval_secs=0.2).model_copy(update={"fps": 1000.0})
-    session = ParticipantSession("p1", pool, params, pipeline(), lambda s: None)
+    session = ParticipantSession("p1", pool, params, pipeline(), lambda obs: None)
     frames = [make_video_frame(pts=i * 3000) for i in range(10)]
     session.add_track(ScriptedTrack(frames, interval_secs=0.06, linger_secs=0.3))
     await asyncio.wait_for(session.ended.wait(), 10)
@@ -263,21 +291,16 @@ async def test_audio_track_is_analysed_and_the_session_ends_with_it() -> None:
     speech = espeak_speech("Hello, this is a short test.")
     samples = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(16000, np.float32)])
     frames = to_audio_frames(samples)
-    states: list[ParticipantState] = []
-    talk: list[tuple[float, bool]] = []
-    hooks = TalkHooks(lambda pid, ts: None, lambda pid, ts, on: talk.append((ts, on)), _figures)
+    sink = Fusing()
     session = ParticipantSession(
-        "p1",
-        ScriptedPool([]),
-        FaceEmotionParams(),
-        pipeline(),
-        states.append,
-        voice=VoiceSettings(),
-        talk=hooks,
+        "p1", ScriptedPool([]), FaceEmotionParams(), pipeline(), sink, voice=VoiceSettings()
     )
     session.add_track(AudioTrack(frames))  # as fast as it can: the queue keeps every frame
     await asyncio.wait_for(session.ended.wait(), 20)
     await session.close()
+    states = sink.states
+    talk = [(o.ts, o.is_speaking) for o in sink.observations if isinstance(o, SpeakingObservation)]
+    assert isinstance(sink.observations[0], ListeningObservation)
     assert [on for _, on in talk] == [True, False]
     start, end = talk[0][0], talk[1][0]
     assert end - start == pytest.approx(len(speech) / 16_000, abs=0.5)
@@ -287,6 +310,23 @@ async def test_audio_track_is_analysed_and_the_session_ends_with_it() -> None:
     assert voice.emotion_status == "disabled"  # no voice_emotion analyzer in this pool
     assert session.stats().audio_frames == len(frames)
 
+    # Fusion: arousal needs a known usual voice (5 stretches), so one sentence gives none.
+    assert states[-1].value("arousal") is None
 
-def _figures(pid: str) -> tuple[float | None, int]:
-    return 1.0, 1
+
+async def test_media_pacing_picks_frames_by_their_own_time() -> None:
+    # A file-like source: 60 frames, 10 s of media at 6 fps, delivered as fast as they can
+    # be read. Media pacing at 2 fps analyses one frame per 0.5 s of media time, on any
+    # machine, and the blocking slot drops none.
+    frames = [make_video_frame(pts=i * 15000) for i in range(60)]
+    pool = ScriptedPool([])
+    sink = Fusing()
+    params = FaceEmotionParams().model_copy(update={"fps": 2.0, "idle_fps": 2.0})
+    session = ParticipantSession("p1", pool, params, pipeline(), sink, pacing=MediaPacing)
+    session.add_track(ScriptedTrack(frames))
+    await asyncio.wait_for(session.ended.wait(), 10)
+    await session.close()
+    stats = session.stats()
+    assert stats.frames_received == 60 and stats.frames_dropped == 0
+    media_ts = [round(s.ts - pool.samples[0].ts, 3) for s in pool.samples]
+    assert media_ts == [round(0.5 * k, 3) for k in range(20)]

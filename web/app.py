@@ -39,6 +39,12 @@ def create_app(settings: Settings, manager: MeetingManager | None = None) -> web
             web.post("/api/meetings", views.api_create_meeting),
             web.get("/api/meetings/{meeting_id}", views.api_get_meeting),
             web.get("/api/meetings/{meeting_id}/states", views.api_states),
+            web.get(
+                "/api/meetings/{meeting_id}/participants/{participant_id}/states",
+                views.api_participant_states,
+            ),
+            web.get("/api/meetings/{meeting_id}/room", views.api_room),
+            web.get("/api/state-definitions", views.api_state_definitions),
             web.get("/api/meetings/{meeting_id}/ws", ws.sidebar_ws),
             web.post("/api/meetings/{meeting_id}/participants", views.api_join),
             web.post(

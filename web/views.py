@@ -11,11 +11,13 @@ import logging
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from bot.fusion.registry import definitions
 from bot.meeting import MeetingManager, MeetingNotFound
-from bot.peer import OfferError
+from bot.sources.browser import OfferError
 from bot.store import MeetingRecord
+from bot.types import Moment, ParticipantState, RoomState
 from web.errors import api_error
 from web.keys import MANAGER, SETTINGS
 from web.render import render
@@ -246,20 +248,89 @@ async def api_get_meeting(request: web.Request) -> web.Response:
     manager = _manager(request)
     snapshot = await manager.snapshot(record.id)
     data = meeting_json(request, record)
-    data["participants"] = [p.model_dump() for p in snapshot.participants]
+    data["participants"] = [p.model_dump(mode="json") for p in snapshot.participants]
     return web.json_response(data)
 
 
-async def api_states(request: web.Request) -> web.Response:
-    """Stored states of a meeting, optionally of one participant and since a time."""
-    record = await host_meeting(request)
+#: Most states one page of ``GET .../states`` returns.
+STATES_PAGE_MAX = 5000
+
+
+def _query_number(request: web.Request, key: str, default: float, kind: type = float) -> Any:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
     try:
-        since = float(request.query.get("since", "0"))
+        value = kind(raw)
     except ValueError as e:
-        raise api_error(web.HTTPBadRequest, "invalid_field", "since: not a number") from e
-    participant = request.query.get("participant")
-    rows = await _manager(request).store.states(record.id, participant, since)
-    return web.json_response({"meeting_id": record.id, "states": rows})
+        raise api_error(web.HTTPBadRequest, "invalid_field", f"{key}: not a number") from e
+    if value < 0 or value != value:
+        raise api_error(web.HTTPBadRequest, "invalid_field", f"{key}: must be >= 0")
+    return value
+
+
+async def _state_page(
+    request: web.Request, record: MeetingRecord, participant: str | None
+) -> web.Response:
+    since = _query_number(request, "since", 0.0)
+    after = _query_number(request, "after", 0, int)
+    limit = _query_number(request, "limit", 1000, int)
+    if not 1 <= limit <= STATES_PAGE_MAX:
+        raise api_error(
+            web.HTTPBadRequest, "invalid_field", f"limit: must be between 1 and {STATES_PAGE_MAX}"
+        )
+    page = await _manager(request).store.state_page(record.id, participant, since, after, limit)
+    body = {
+        "meeting_id": record.id,
+        "states": [_STATES.dump_python(s, mode="json") for _, s in page.states],
+        "next_after": page.next_after,
+        "more": len(page.states) == limit,
+    }
+    return web.json_response(body)
+
+
+_STATES: TypeAdapter[ParticipantState] = TypeAdapter(ParticipantState)
+
+
+async def api_states(request: web.Request) -> web.Response:
+    """Stored fused states of a meeting, a page at a time.
+
+    Query: ``since`` (meeting-clock seconds, inclusive), ``after`` (the cursor from the
+    previous page's ``next_after``), ``limit`` (default 1000), ``participant``.
+    """
+    record = await host_meeting(request)
+    return await _state_page(request, record, request.query.get("participant"))
+
+
+async def api_participant_states(request: web.Request) -> web.Response:
+    """Stored fused states of one participant (same query as :func:`api_states`)."""
+    record = await host_meeting(request)
+    return await _state_page(request, record, request.match_info["participant_id"])
+
+
+async def api_room(request: web.Request) -> web.Response:
+    """The room's stored states and notable moments since ``since``."""
+    record = await host_meeting(request)
+    since = _query_number(request, "since", 0.0)
+    store = _manager(request).store
+    room = await store.read_room(record.id, since)
+    moments = await store.moments(record.id, since)
+    return web.json_response(
+        {
+            "meeting_id": record.id,
+            "room": [_ROOM.dump_python(r, mode="json") for r in room],
+            "moments": [_MOMENT.dump_python(m, mode="json") for m in moments],
+        }
+    )
+
+
+_ROOM: TypeAdapter[RoomState] = TypeAdapter(RoomState)
+_MOMENT: TypeAdapter[Moment] = TypeAdapter(Moment)
+
+
+async def api_state_definitions(request: web.Request) -> web.Response:
+    """The registry of derived states: names, groups, definitions, ranges, formulas."""
+    return web.json_response({"definitions": [d.model_dump() for d in definitions()]})
 
 
 async def api_join(request: web.Request) -> web.Response:

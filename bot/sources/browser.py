@@ -1,14 +1,20 @@
-"""WebRTC peers: answering a participant's offer with aiortc.
+"""The browser source: a participant's own browser, answered with aiortc.
 
-The server is always the answerer and only receives (``recvonly``). Which local
+The server is always the answerer and only receives (``recvonly``).
+:class:`BrowserSource` is the :class:`~bot.sources.MediaSource` of such a peer: it
+hands over the tracks (those negotiated in the offer and any that arrive later),
+and ends when the connection fails, closes, or does not connect within
+:data:`CONNECT_TIMEOUT_SECS`. Which local
 addresses ICE offers is a setting: aioice has no per-connection option for it, so
 :func:`restrict_host_addresses` replaces its address lookup for the whole process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 
 import aioice.ice
@@ -20,12 +26,16 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 
+from bot.session.clock import Clock, Pacing, RealtimePacing, SystemClock
 from bot.settings import WebRTCSettings
+from bot.types import LeaveReason
 
 log = logging.getLogger(__name__)
 
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*$", re.MULTILINE)
 MAX_SDP_CHARS = 64_000
+#: How long a new peer may take to connect before it counts as failed.
+CONNECT_TIMEOUT_SECS = 30.0
 
 
 class OfferError(ValueError):
@@ -89,3 +99,69 @@ async def accept_offer(
     local = pc.localDescription
     assert local is not None
     return pc, local
+
+
+class BrowserSource:
+    """A browser participant's peer connection as a media source. Event loop only.
+
+    Create it with :meth:`accept`, which answers the offer.
+    """
+
+    kind = "browser"
+
+    def __init__(self, pc: RTCPeerConnection, tracks: list[MediaStreamTrack]) -> None:
+        self.pc = pc
+        self.clock: Clock = SystemClock()
+        self.pacing: Callable[[], Pacing] = RealtimePacing
+        self._tracks = tracks
+        self._on_track: Callable[[MediaStreamTrack], None] | None = None
+        self.connect_timeout_secs = CONNECT_TIMEOUT_SECS
+
+    @classmethod
+    async def accept(
+        cls, sdp: str, kind: str, settings: WebRTCSettings
+    ) -> tuple[BrowserSource, str]:
+        """Answer a browser's offer; returns the source and the answer SDP.
+
+        Raises:
+            OfferError: the offer is unusable (the peer is closed again).
+        """
+        tracks: list[MediaStreamTrack] = []
+        pc, answer = await accept_offer(sdp, kind, settings, tracks.append)
+        return cls(pc, tracks), answer.sdp
+
+    def start(self, on_track: Callable[[MediaStreamTrack], None]) -> None:
+        """Hand the negotiated tracks to ``on_track``, and any that arrive later."""
+        # Tracks normally all arrive during setRemoteDescription; take late ones too.
+        self.pc.remove_all_listeners("track")
+        self.pc.on("track", on_track)
+        for track in self._tracks:
+            on_track(track)
+        self._tracks.clear()
+
+    async def wait_ended(self) -> LeaveReason:
+        """Wait until the connection fails or closes, or never connects."""
+        pc = self.pc
+        changed = asyncio.Event()
+        pc.on("connectionstatechange", changed.set)
+        deadline = time.monotonic() + self.connect_timeout_secs
+        while True:
+            changed.clear()
+            state = pc.connectionState
+            if state == "failed":
+                return "failed"
+            if state == "closed":
+                return "disconnected"
+            timeout = None
+            if state != "connected":
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    return "failed"
+            try:
+                await asyncio.wait_for(changed.wait(), timeout)
+            except TimeoutError:
+                continue
+
+    async def close(self) -> None:
+        """Close the peer connection."""
+        await self.pc.close()
