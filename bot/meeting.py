@@ -541,6 +541,7 @@ class MeetingManager:
             participants=infos,
             history=history,
             definitions=definitions(),
+            engagement_bands=self.settings.fusion.bands,
             room=meeting.room,
             room_history=await self.store.room_history(meeting_id, since),
             moments=await self.store.moments(meeting_id, since),

@@ -615,6 +615,7 @@ class SnapshotEvent(_Event):
     participants: list[ParticipantInfo]
     history: dict[str, list[HistoryPoint]]
     definitions: list[StateDefinition] = []
+    engagement_bands: tuple[float, float] = (0.35, 0.6)
     room: RoomState | None = None
     room_history: list[RoomPoint] = []
     moments: list[Moment] = []

@@ -298,7 +298,8 @@ REGISTRY: tuple[StateDef, ...] = (
         name="confused",
         group="vocal",
         label="Confused-like",
-        definition="Brow lowering with inner-brow raise, and looking away (also means concentration).",
+        definition="Brow lowering with inner-brow raise, and looking away (also means "
+        "concentration).",
         unit="score",
         low=0.0,
         high=1.0,

@@ -33,6 +33,7 @@ Moments (each kind at most once per ``cooldown_secs``):
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -245,36 +246,30 @@ class RoomFusion:
         m = self.params.moments
         if engagement is None:
             return []
-        window = self._room_window(now, m.engagement_window_secs)
-        if len(window) < 2:
-            return []
-        high = max(v for _, v in window)
-        low = min(v for _, v in window)
         out = []
-        if high - engagement >= m.engagement_delta and self._cooled("engagement_drop", now):
-            out.append(
-                self._moment(
-                    "engagement_drop",
-                    "engagement_drop",
+        kinds: tuple[tuple[MomentKind, float], ...] = (
+            ("engagement_drop", -1.0),
+            ("engagement_rise", 1.0),
+        )
+        for kind, sign in kinds:
+            # Measured from the last moment of the kind on, so one change is said once.
+            since = max(now - m.engagement_window_secs, self._last_moment.get(kind, -math.inf))
+            window = [v for t, v in self._room if t >= since]
+            if len(window) < 2:
+                continue
+            reference = max(window) if sign < 0 else min(window)
+            change = engagement - reference
+            if sign * change >= m.engagement_delta and self._cooled(kind, now):
+                moment = self._moment(
+                    kind,
+                    kind,
                     now,
                     (),
                     speaking,
-                    engagement - high,
+                    change,
                     m.engagement_window_secs,
                 )
-            )
-        if engagement - low >= m.engagement_delta and self._cooled("engagement_rise", now):
-            out.append(
-                self._moment(
-                    "engagement_rise",
-                    "engagement_rise",
-                    now,
-                    (),
-                    speaking,
-                    engagement - low,
-                    m.engagement_window_secs,
-                )
-            )
+                out.append(moment)
         return out
 
     def _silences(

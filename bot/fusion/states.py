@@ -294,6 +294,9 @@ class BasicEmotion:
     (W_face + W_voice)``, so the seven still sum to 1. Without a face, classes in ``V``
     read the voice's probabilities and the others are ``None``. Surprise is ``None``
     while the person speaks (speech opens the mouth as surprise does).
+
+    ``confidence = (w_face P [face seen] + w_voice q_voice [voice scored e]) /
+    (w_face + w_voice)``: a class only one modality can speak to never reaches 1.
     """
 
     emotion: Emotion
@@ -304,47 +307,34 @@ class BasicEmotion:
         if e is Emotion.SURPRISE and i.is_speaking:
             return null("not read while speaking: speech opens the mouth as surprise does")
         face = i.expression
-        voice = i.voice_emotion
-        can_voice = e in i.voice_classes
-        w_total = p.modalities.face + (p.modalities.voice if can_voice else 0.0)
-        if face is None and (voice is None or e not in voice.probs):
-            reason = _expression_missing(i)
-            if e not in i.voice_classes and i.voice_classes:
-                reason += "; the voice model cannot express it"
-            else:
-                reason += "; " + _voice_emotion_missing(i)
-            return null(reason)
+        voice = (
+            i.voice_emotion if i.voice_emotion is not None and e in i.voice_emotion.probs else None
+        )
+        w_total = p.modalities.face + p.modalities.voice
+        face_mass = 0.0 if face is None else p.modalities.face * i.presence
+        voice_mass = 0.0 if voice is None else p.modalities.voice * i.voice_emotion_quality
+        confidence = (face_mass + voice_mass) / w_total if w_total > 0 else 0.0
+        voice_note = (
+            "the voice model cannot express it"
+            if i.voice_classes and e not in i.voice_classes
+            else _voice_emotion_missing(i)
+        )
         if face is None:
-            assert voice is not None
-            q = p.modalities.voice * i.voice_emotion_quality
+            if voice is None:
+                return null(f"{_expression_missing(i)}; {voice_note}")
             return Reading(
-                voice.probs[e],
-                q / w_total if w_total > 0 else 0.0,
-                "voice only: " + _expression_missing(i),
-                ("voice_ser",),
+                voice.probs[e], confidence, "voice only: " + _expression_missing(i), ("voice_ser",)
             )
-        w_face = p.modalities.face * face.confidence * i.presence
         p_face = face.probs.get(e, 0.0)
-        conf_mass = p.modalities.face * i.presence
         if voice is None:
-            caveat = None if not can_voice else "face only: " + _voice_emotion_missing(i)
-            return Reading(p_face, conf_mass / w_total if w_total else 0.0, caveat, ("face_fer",))
+            return Reading(p_face, confidence, "face only: " + voice_note, ("face_fer",))
+        w_face = p.modalities.face * face.confidence * i.presence
         w_voice = p.modalities.voice * voice.confidence * i.voice_emotion_quality
-        if e in voice.probs:
-            m_v = sum(face.probs.get(k, 0.0) for k in voice.probs)
-            q_e = m_v * voice.probs[e]
-        else:
-            q_e = p_face
+        m_v = sum(face.probs.get(k, 0.0) for k in voice.probs)
+        q_e = m_v * voice.probs[e]
         total = w_face + w_voice
         value = p_face if total <= 0 else (w_face * p_face + w_voice * q_e) / total
-        if can_voice:
-            conf_mass += p.modalities.voice * i.voice_emotion_quality
-        return Reading(
-            value,
-            conf_mass / w_total if w_total else 0.0,
-            None,
-            ("face_fer", "voice_ser") if e in voice.probs else ("face_fer",),
-        )
+        return Reading(value, confidence, None, ("face_fer", "voice_ser"))
 
 
 # -- the "vocal" states --------------------------------------------------------------
