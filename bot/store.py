@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from bot.fusion.registry import REGISTRY
+from bot.fusion.registry import BY_NAME, REGISTRY
 from bot.store_migrations import migrate, run_script
 from bot.types import (
     EmotionScores,
@@ -124,8 +124,6 @@ _VOICE = TypeAdapter(VoiceMetrics)
 _TALK = TypeAdapter(TalkFigures)
 _ROOM = TypeAdapter(RoomState)
 _MOMENT = TypeAdapter(Moment)
-#: Registry entries that always read None: not stored, restored from the registry.
-_FIXED_NULLS = {d.name: d.null_reason for d in REGISTRY if d.null_reason is not None}
 #: The history curves: reading name -> HistoryPoint field.
 _CURVES = ("engagement", "attention", "expressiveness", "participation", "valence", "arousal")
 
@@ -139,37 +137,51 @@ def _load(adapter: TypeAdapter[T], text: str | None) -> T | None:
 
 
 def encode_readings(readings: Mapping[str, Reading]) -> str:
-    """Readings as compact JSON: ``name -> [value, confidence, reason, sources]``."""
+    """Readings as compact JSON: ``name -> [value, confidence, reason, sources]``.
+
+    Values keep 4 decimals and confidences 3; ``sources`` is a bit mask over the
+    registry entry's ``inputs``; trailing empty parts are left out. Entries that
+    always read ``None`` and aliases are not stored (they are restored on reading).
+    """
     out: dict[str, list[Any]] = {}
     for name, r in readings.items():
-        if name in _FIXED_NULLS:
+        d = BY_NAME.get(name)
+        if d is None or d.null_reason is not None or d.alias_of is not None:
             continue
+        mask = sum(1 << d.inputs.index(s) for s in r.sources if s in d.inputs)
         item: list[Any] = [
-            None if r.value is None else round(r.value, 5),
-            round(r.confidence, 4),
+            None if r.value is None else round(r.value, 4),
+            round(r.confidence, 3),
             r.reason,
-            list(r.sources),
+            mask,
         ]
-        while item and item[-1] in (None, []) and len(item) > 2:
+        while len(item) > 2 and item[-1] in (None, 0):
             item.pop()
         out[name] = item
     return json.dumps(out, separators=(",", ":"))
 
 
 def decode_readings(text: str) -> dict[str, Reading]:
-    """The inverse of :func:`encode_readings`, with the always-null states restored."""
+    """The inverse of :func:`encode_readings`, with the always-null states and aliases restored."""
     data = json.loads(text)
     out: dict[str, Reading] = {}
     for d in REGISTRY:
-        if d.name in _FIXED_NULLS:
-            out[d.name] = Reading(None, 0.0, _FIXED_NULLS[d.name])
+        if d.null_reason is not None:
+            out[d.name] = Reading(None, 0.0, d.null_reason)
+            continue
+        if d.alias_of is not None:
+            target = out.get(d.alias_of)
+            if target is not None:
+                note = f"same as {d.alias_of}" if target.value is not None else target.reason
+                out[d.name] = Reading(target.value, target.confidence, note, target.sources)
             continue
         item = data.get(d.name)
         if item is None:
             continue
         value, confidence = item[0], item[1]
         reason = item[2] if len(item) > 2 else None
-        sources = tuple(item[3]) if len(item) > 3 else ()
+        mask = item[3] if len(item) > 3 else 0
+        sources = tuple(s for k, s in enumerate(d.inputs) if mask & (1 << k))
         out[d.name] = Reading(value, confidence, reason, sources)
     return out
 

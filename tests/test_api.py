@@ -92,6 +92,7 @@ async def test_join_page_shows_notice_before_anything(client: Any, meeting: dict
     assert "Points on your face" in html and "blinks" in html
     assert "Your voice, from your microphone" in html and "nothing is transcribed" in html
     assert "emotional tone of your voice" in html
+    assert "engagement" in html and "not what you feel" in html
 
 
 async def test_join_notice_follows_the_configuration(aiohttp_client: Any, tmp_path: Any) -> None:

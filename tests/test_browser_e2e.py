@@ -160,9 +160,10 @@ async def test_browser_participant_shows_in_sidebar(
         await page.wait_for_function("window.meetmood.state === 'connected'", timeout=20_000)
 
         # The sidebar socket reports a visible face with 7 probabilities and landmark
-        # readings, and the voice: speaking, with talk time.
-        face_state = voice_state = None
-        async with asyncio.timeout(60):
+        # readings, the voice (speaking, with talk time), and once the person's usual gaze
+        # is known (3 s of face) and they have spoken, engagement with all three components.
+        face_state = voice_state = fused_state = None
+        async with asyncio.timeout(90):
             async for event in events:
                 if event["type"] != "participant_state":
                     continue
@@ -172,9 +173,24 @@ async def test_browser_participant_shows_in_sidebar(
                 voice = state["voice"]
                 if voice and voice["is_speaking"] and voice["talk_secs"] > 0.5:
                     voice_state = state
-                if face_state and voice_state:
+                readings = state["readings"]
+                parts = ("engagement", "attention", "expressiveness", "participation")
+                if all(readings[n]["value"] is not None for n in parts):
+                    fused_state = state
+                if face_state and voice_state and fused_state:
                     break
-        assert face_state is not None and voice_state is not None
+        assert face_state is not None and voice_state is not None and fused_state is not None
+        readings = fused_state["readings"]
+        # Looking at the camera the whole time: attentive; engagement from all three parts.
+        assert readings["attention"]["value"] > 0.8
+        assert set(readings["engagement"]["sources"]) == {
+            "attention",
+            "expressiveness",
+            "participation",
+        }
+        # No speech-emotion model here: the fused expressions come from the face only.
+        assert readings["happy"]["sources"] == ["face_fer"]
+        assert readings["bored"]["value"] is None and readings["bored"]["reason"]
         probs = face_state["emotion"]["probs"]
         assert len(probs) == 7
         assert abs(sum(probs.values()) - 1.0) < 1e-3

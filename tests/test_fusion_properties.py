@@ -34,7 +34,7 @@ AUS = ("AU01", "AU02", "AU04", "AU06", "AU12", "AU15", "AU25", "AU26")
 FACE_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 VOICE_CLASSES = ("neutral", "happy", "angry", "sad")
 unit = st.floats(0.0, 1.0)
-maybe = st.one_of(st.none(), st.floats(-45.0, 45.0))
+angle = st.floats(-45.0, 45.0)
 
 
 def probs(classes: tuple[str, ...]) -> st.SearchStrategy[dict[str, float]]:
@@ -50,6 +50,8 @@ def face_obs(draw: st.DrawFn, ts: float) -> FaceObservation:
     calibrated = draw(st.booleans())
     aus = {au: draw(st.floats(0.0, 5.0)) for au in AUS} if calibrated else None
     relative = {k: draw(st.floats(-1.0, 1.0)) for k in FACE_CLASSES} if calibrated else None
+    angles = draw(st.one_of(st.none(), st.tuples(angle, angle, angle)))
+    pitch, yaw, roll = angles or (None, None, None)
     metrics = FaceMetrics(
         track_id=1,
         calibrated=calibrated,
@@ -58,9 +60,9 @@ def face_obs(draw: st.DrawFn, ts: float) -> FaceObservation:
         ear=0.3,
         smile=None if aus is None else aus["AU12"],
         is_smiling=None if aus is None else aus["AU12"] > 1,
-        head_pitch=draw(maybe),
-        head_yaw=draw(maybe),
-        head_roll=draw(maybe),
+        head_pitch=pitch,
+        head_yaw=yaw,
+        head_roll=roll,
         gaze_yaw=None,
         gaze_pitch=None,
         looking_away=draw(st.one_of(st.none(), st.booleans())) if calibrated else None,
@@ -151,6 +153,8 @@ def check_ranges(state: ParticipantState) -> None:
             assert r.confidence == 0.0, name
         else:
             assert d.low - 1e-9 <= r.value <= d.high + 1e-9, (name, r.value)
+            if d.alias_of is None:  # sources are inputs the registry names
+                assert set(r.sources) <= set(d.inputs), (name, r.sources)
 
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -195,6 +195,14 @@ async def join_page(request: web.Request) -> web.Response:
     else:
         # The page streams the microphone too; say plainly that nothing reads it.
         analyses.append("Your microphone audio is received but not analysed and not stored.")
+    if analyses and ("face_emotion" in settings.analyzers.enabled or settings.voice.enabled):
+        analyses.append(
+            "From these readings, scores the host sees beside your name: engagement (whether "
+            "you look at the screen, how much your face moves, how much you take part in the "
+            "conversation), the mood your face and voice express, and expression states such "
+            "as 'smiling' or 'sounds confident'. They describe expressions and behaviour, not "
+            "what you feel."
+        )
     return render(
         request,
         "join.html",

@@ -52,6 +52,12 @@ def _clip(value: float, definition: StateDef) -> float:
     return min(definition.high, max(definition.low, value))
 
 
+def _in_input_order(sources: tuple[str, ...], inputs: tuple[str, ...]) -> tuple[str, ...]:
+    """Sources in the order the definition lists its inputs (any others last)."""
+    known = [s for s in inputs if s in sources]
+    return (*known, *(s for s in sources if s not in inputs))
+
+
 def evaluate(
     inputs: FusionInputs, memory: FusionMemory, params: FusionParams
 ) -> tuple[dict[str, Reading], dict[str, tuple[float, float]]]:
@@ -62,7 +68,7 @@ def evaluate(
     for d in REGISTRY:
         raw = d.compute(inputs, params, readings)
         if raw.value is None:
-            readings[d.name] = dataclasses.replace(raw, confidence=0.0)
+            readings[d.name] = raw if raw.confidence == 0.0 else Reading(None, 0.0, raw.reason)
             continue
         value = _clip(raw.value, d)
         prev = memory.smoothed.get(d.name)
@@ -70,9 +76,11 @@ def evaluate(
         if prev is not None and tau > 0:
             value = prev[0] + ema_alpha(now - prev[1], tau) * (value - prev[0])
         smoothed[d.name] = (value, now)
-        readings[d.name] = dataclasses.replace(
-            raw, value=value, confidence=min(1.0, max(0.0, raw.confidence))
-        )
+        confidence = min(1.0, max(0.0, raw.confidence))
+        sources = raw.sources
+        if d.alias_of is None:
+            sources = _in_input_order(raw.sources, d.inputs)
+        readings[d.name] = Reading(value, confidence, raw.reason, sources)
     return readings, smoothed
 
 

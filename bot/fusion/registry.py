@@ -78,8 +78,10 @@ class StateDef:
 def _null_state(
     name: str, group: Group, label: str, definition: str, reason: str, inputs: tuple[str, ...] = ()
 ) -> StateDef:
+    reading = f.null(reason)  # readings are immutable: one for every call
+
     def compute(i: FusionInputs, p: FusionParams, done: f.Done) -> Reading:
-        return f.null(reason)
+        return reading
 
     return StateDef(
         name=name,
@@ -98,7 +100,9 @@ def _null_state(
     )
 
 
-def _alias(name: str, group: Group, label: str, target: str, why: str) -> StateDef:
+def _alias(
+    name: str, group: Group, label: str, target: str, why: str, support: Support
+) -> StateDef:
     return StateDef(
         name=name,
         group=group,
@@ -108,7 +112,7 @@ def _alias(name: str, group: Group, label: str, target: str, why: str) -> StateD
         low=0.0,
         high=1.0,
         inputs=(target,),
-        support="weak",
+        support=support,
         formula=f"= {target}",
         compute=f.alias(target),
         smoothing="none",
@@ -293,7 +297,14 @@ REGISTRY: tuple[StateDef, ...] = (
         "p_angry(voice); needs a face",
         compute=f.frustrated,
     ),
-    _alias("engaged", "vocal", "Engaged", "engagement", "the engagement score, not a second value"),
+    _alias(
+        "engaged",
+        "vocal",
+        "Engaged",
+        "engagement",
+        "the engagement score, not a second value",
+        "some",
+    ),
     StateDef(
         name="confused",
         group="vocal",
@@ -410,7 +421,7 @@ REGISTRY: tuple[StateDef, ...] = (
         "Expecting something to come.",
         "no validated facial or vocal display",
     ),
-    _alias("relaxed", "composite", "Relaxed", "calm", "the same low, pleasant activation"),
+    _alias("relaxed", "composite", "Relaxed", "calm", "the same low, pleasant activation", "weak"),
     _null_state(
         "skeptical",
         "composite",
@@ -433,7 +444,9 @@ REGISTRY: tuple[StateDef, ...] = (
         compute=f.distracted,
         smoothing="none",
     ),
-    _alias("enthusiastic", "composite", "Enthusiastic", "excited", "not separable from excited"),
+    _alias(
+        "enthusiastic", "composite", "Enthusiastic", "excited", "not separable from excited", "some"
+    ),
     StateDef(
         name="contemplative",
         group="composite",

@@ -58,8 +58,9 @@ def weighted(terms: list[Term], caveat: str | None = None) -> Reading:
         reasons = [t.missing for t in terms if t.missing]
         return Reading(None, reason=reasons[0] if reasons else "no input available")
     value = sum(t.weight * t.quality * t.value for t in present if t.value is not None) / mass
+    # What was left out, and why: the caveat of a partial reading.
     missing = [t.missing for t in terms if t not in present and t.missing]
-    reason = caveat or (f"without {', '.join(missing)}" if missing else None)
+    reason = caveat or ("; ".join(dict.fromkeys(missing)) if missing else None)
     return Reading(
         value=value,
         confidence=mass / total if total > 0 else 0.0,
@@ -413,7 +414,7 @@ def frustrated(i: FusionInputs, p: FusionParams, done: Done) -> Reading:
         [
             *face_terms,
             Term(
-                "voice",
+                "voice_ser",
                 0.3,
                 voice,
                 min(i.prosody_quality, i.voice_emotion_quality),
