@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faces.add_argument("--json", action="store_true", help="print JSON")
 
+    sidebar = bsub.add_parser(
+        "sidebar", help="the host page in headless Chromium under a synthetic meeting's events"
+    )
+    _add_config_flags(sidebar)
+    sidebar.add_argument("--participants", type=int, default=4, help="simulated participants")
+    sidebar.add_argument("--seconds", type=float, default=20.0, help="measured duration")
+    sidebar.add_argument("--json", action="store_true", help="print JSON")
+
     voice = bsub.add_parser("voice", help="CPU cost of the voice path (VAD, prosody, emotion)")
     _add_config_flags(voice)
     voice.add_argument("--seconds", type=float, default=30.0, help="synthesised audio length")
@@ -333,6 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench_faces_command(settings, args)
         if args.bench_command == "voice":
             return _bench_voice_command(args)
+        if args.bench_command == "sidebar":
+            from bot.bench_sidebar import bench_sidebar, format_sidebar_figures
+
+            result = asyncio.run(bench_sidebar(settings, args.participants, args.seconds))
+            print(format_sidebar_figures(result, args.json))
+            return 0
         from bot.bench import bench_pipeline, format_figures
 
         figures = asyncio.run(

@@ -212,6 +212,34 @@ async def test_browser_participant_shows_in_sidebar(
         await host.wait_for_function(
             "el => /\\d:\\d\\d/.test(el.textContent)", arg=await talk.element_handle()
         )
+        # Engagement leads the card: its band and value, and the three components with
+        # live values (the participant looks at the camera and speaks).
+        engagement = card.locator('[data-field="engagement"]')
+        await host.wait_for_function(
+            "el => /(low|medium|high)\\s*\\d\\.\\d\\d/i.test(el.textContent)",
+            arg=await engagement.element_handle(),
+            timeout=30_000,
+        )
+        for name in ("attention", "expressiveness", "participation"):
+            line = card.locator(f'li[data-field="{name}"] .rd-value')
+            await host.wait_for_function(
+                "el => /\\d/.test(el.textContent)", arg=await line.element_handle()
+            )
+        # The 28 states, grouped basic / vocal / composite, with live values and reasons.
+        await card.locator("details.states > summary").click()
+        rows = card.locator("tr.st-row")
+        await rows.nth(27).wait_for()
+        assert await rows.count() == 28
+        for group, n in (("basic", 7), ("vocal", 11), ("composite", 10)):
+            assert await card.locator(f'table[data-group="{group}"] tr.st-row').count() == n
+        happy = card.locator('tr[data-state="happy"] .st-num')
+        await host.wait_for_function(
+            "el => /\\d/.test(el.textContent)", arg=await happy.element_handle()
+        )
+        bored = card.locator('tr[data-state="bored"]')
+        assert "is-not-estimable" in (await bored.get_attribute("class") or "")
+        assert "posture" in await bored.inner_text()
+        assert await card.locator('tr[data-state="happy"] th').get_attribute("title")
         await host.screenshot(path=str(tmp_path / "host.png"), full_page=True)
 
         # Leaving ends the participant cleanly.

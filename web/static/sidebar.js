@@ -2,22 +2,66 @@
 // /api/meetings/{id}/ws?token=… open (reconnecting with 1 s → 15 s backoff), rebuilds from each
 // snapshot, and renders:
 //  - meeting notices (deduplicated by code),
-//  - a conversation strip: who is speaking now, a stacked talk-share bar, meeting figures,
-//  - one card per participant (faces of a room camera grouped under the camera's card): face
-//    indicator, dominant expression, seven probability bars, face readings (blinks, gaze, head
-//    pose, smile), voice readings (talk time, arousal, voice emotion), a collapsible details list
-//    and a canvas timeline of the last history_secs seconds.
+//  - a meeting strip: room engagement (band, value, trend, mood) with its timeline, who is
+//    speaking now, a stacked talk-share bar, meeting figures and the latest moments,
+//  - one entry per participant (faces of a room camera grouped under the camera's entry): a
+//    compact row (name, engagement band and value, trend, speaking and face indicators) and a
+//    full card: engagement with its components and what moved, valence and arousal with their
+//    sources, the fused basic expressions, face and voice readings, an engagement timeline, and
+//    every other state of the server's registry in collapsible tables.
+// Which states exist, their groups, labels and definitions come from the server (`definitions`
+// in the snapshot): nothing here lists them. Above COMPACT_AFTER participants the list shows
+// compact rows (each expands into its card); a toggle overrides that.
 // Server text only ever reaches the page through textContent / attributes, never innerHTML.
+// DOM work is coalesced: events mark participants dirty and one animation frame (at most every
+// RENDER_MIN_MS) updates what changed; charts redraw at most every TICK_MS.
 "use strict";
 
 (() => {
   const root = document.getElementById("sidebar");
   if (!root) return;
 
-  const EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
-  const FALLBACK_COLORS = {
-    angry: "#d55e00", disgust: "#009e73", fear: "#cc79a7", happy: "#e69f00",
-    sad: "#0072b2", surprise: "#56b4e9", neutral: "#9aa5b1",
+  const DASH = "—";
+  const BACKOFF_MIN_MS = 1000;
+  const BACKOFF_MAX_MS = 15000;
+  const GOOD_CONNECTION_MS = 5000; // a connection that lasted this long resets the backoff
+  const OFFLINE_AFTER_FAILURES = 3;
+  const TICK_MS = 500; // charts + "updated … ago": at most 2x per second
+  const RENDER_MIN_MS = 250; // DOM updates at most 4x per second
+  const SORT_MIN_MS = 2000; // an engagement-sorted list reorders at most this often
+  const COMPACT_AFTER = 6; // more participants than this: compact rows
+  const MOVE_SECS = 60; // "what moved": change over this many seconds…
+  const MOVE_MIN = 0.1; // …shown from this size on
+  const GAP_SECS = 10; // a longer gap between two points breaks the timeline
+  const MOMENTS_SHOWN = 5;
+  const CHART_H = 64; // css px, plot + time axis
+  const ROOM_CHART_H = 56;
+  const HEAD_DIAL_DEG = 45; // head pose dial: the rim is this many degrees
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const HEADLINE_GROUPS = new Set(["engagement", "affect"]); // shown at the top of a card
+  const LEAD = "engagement"; // the group's (and the card's) lead reading
+  const BASIC = "basic"; // the group drawn as expression bars
+  const GROUP_TITLES = {
+    basic: "Basic expressions (face and voice, fused)",
+    vocal: "Vocal and expressive states",
+    composite: "Composite states",
+  };
+  const SOURCE_LABELS = {
+    face_fer: "face expression", face_fer_relative: "expression change", face_aus: "face AUs",
+    face_presence: "face in view", gaze: "gaze", head_motion: "head movement",
+    voice_ser: "voice tone", voice_prosody: "voice prosody", voice: "voice",
+    talk_share: "talk share", turns: "turns", recency: "recent speech", speaking: "speaking",
+  };
+  const TREND_GLYPHS = { rising: "↗", falling: "↘", steady: "→" };
+  const MOMENT_GLYPHS = {
+    engagement_drop: "▼", engagement_rise: "▲", long_silence: "…", joint_smiles: "☺",
+  };
+  // Timeline series: the lead reading dark and thick, its components in Okabe–Ito colours.
+  const SERIES_COLORS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00"];
+  const LEAD_COLOR = "#1f2328";
+  const MOMENT_COLORS = {
+    engagement_drop: "#b35900", engagement_rise: "#1a7f37", long_silence: "#6e7781",
+    joint_smiles: "#bf8700",
   };
   // Talk-share colours per participant (Paul Tol's "muted" set) with a readable text colour.
   const PARTY_COLORS = [
@@ -30,32 +74,26 @@
     AU06: "cheek raiser", AU12: "lip corner puller", AU15: "lip corner depressor",
     AU25: "lips part", AU26: "jaw drop",
   };
-  const DASH = "—";
-  const BACKOFF_MIN_MS = 1000;
-  const BACKOFF_MAX_MS = 15000;
-  const GOOD_CONNECTION_MS = 5000; // a connection that lasted this long resets the backoff
-  const OFFLINE_AFTER_FAILURES = 3;
-  const TICK_MS = 500; // timeline + "updated … ago" refresh: at most 2x per second
-  const RENDER_MIN_MS = 500; // cards and strip re-render at most 2x per second
-  const AXIS_H = 14; // css px under the plot for the time labels
-  const PLOT_H = 48; // css px
-  const HEAD_DIAL_DEG = 45; // head pose dial: the rim is this many degrees
-  const SVG_NS = "http://www.w3.org/2000/svg";
 
   const meetingId = root.dataset.meetingId || "";
   const hostToken = root.dataset.hostToken || "";
   let historySecs = Number(root.dataset.historySecs) || 300;
 
-  const cardsEl = document.getElementById("cards");
+  const listEl = document.getElementById("people");
   const emptyEl = document.getElementById("empty");
   const countEl = document.getElementById("people-count");
+  const toolsEl = document.getElementById("people-tools");
+  const sortEl = document.getElementById("sort");
+  const viewBtn = document.getElementById("view-toggle");
+  const legendEl = document.getElementById("legend");
   const connEl = document.getElementById("conn");
   const connText = document.getElementById("conn-text");
   const announcer = document.getElementById("announcer");
   const titleEl = document.getElementById("sb-meeting-name");
   const noticesEl = document.getElementById("notices");
   const strip = {
-    root: document.getElementById("talk-strip"),
+    root: document.getElementById("meeting-strip"),
+    talkPart: document.getElementById("talk-strip"),
     speaking: document.getElementById("speaking-now"),
     nobody: document.getElementById("speaking-none"),
     bar: document.getElementById("share-bar"),
@@ -66,30 +104,65 @@
     silence: document.getElementById("talk-silence"),
     longSilences: document.getElementById("talk-long-silences"),
     overlap: document.getElementById("talk-overlap"),
+    room: document.getElementById("room"),
+    roomBand: document.getElementById("room-band"),
+    roomEng: document.getElementById("room-engagement"),
+    roomTrend: document.getElementById("room-trend"),
+    roomMood: document.getElementById("room-mood"),
+    roomNote: document.getElementById("room-note"),
+    roomChartEl: document.getElementById("room-chart"),
+    moments: document.getElementById("moments"),
+    momentsNone: document.getElementById("moments-none"),
     segments: new Map(), // participant_id -> {seg, li, sw, name, value}
     speakingKey: null,
+    momentsKey: null,
   };
 
-  const css = getComputedStyle(document.documentElement);
-  const COLORS = {};
-  for (const e of EMOTIONS) {
-    COLORS[e] = (css.getPropertyValue(`--emo-${e}`) || "").trim() || FALLBACK_COLORS[e];
-  }
-  const AXIS_COLOR = (css.getPropertyValue("--muted") || "").trim() || "#57606a";
-  const GRID_COLOR = "rgba(0, 0, 0, 0.12)";
-
-  // participant_id -> {info: P (without state), state: S|null, history: [{ts, face, probs[7]|null}], card}
+  // ---------- model ----------
+  // participant_id -> person: {info, state, hist, item, row, card, chart, expanded, dirty, …}
   const people = new Map();
+  let defs = []; // the server's state definitions, in registry order
+  let defsKey = "";
+  const defsByName = new Map();
+  let headline = { lead: null, components: [], affect: [], basic: [], tableGroups: [] };
+  let chartNames = []; // readings kept in each participant's timeline
+  let bands = [0.35, 0.6];
   let clockOffset = 0; // server clock minus client clock, seconds
   let talk = null; // last talk event
   const talkById = new Map(); // participant_id -> that participant's entry of the last talk event
+  let room = null; // last RoomState
+  const roomHist = { ts: [], eng: [], ver: 0 };
+  let moments = []; // oldest first, within the history window
   const notices = new Map(); // code -> {code, text, node}
   const partyColorIndex = new Map(); // participant_id -> index into PARTY_COLORS
   let talkDirty = false;
+  let roomDirty = false;
+  let listDirty = true; // membership, order or mode may have changed
+  let chartsDue = true;
+  let viewChoice = null; // null = automatic; "compact" | "cards" once the host picks
+  let sortChoice = null; // null = the mode's default
+  let compact = false;
+  let sortKeys = new Map(); // participant_id -> engagement used for ordering
+  let sortKeysAt = -Infinity;
+  let cardSeq = 0;
 
   // Exposed for tests.
-  const exposed = { socketState: "connecting", participants: {}, talk: null, notices: [] };
+  const exposed = {
+    socketState: "connecting", participants: {}, talk: null, notices: [], room: null,
+    moments: [], definitions: [], compact: false,
+  };
   window.sidebar = exposed;
+  // Cheap counters for `meetmood bench sidebar`: messages handled and time in handlers, frames
+  // rendered and time in render, with the last SAMPLE_CAP durations of each for percentiles.
+  const SAMPLE_CAP = 4096;
+  const stats = {
+    messages: 0, handlerMs: 0, frames: 0, renderMs: 0, handlerSamples: [], renderSamples: [],
+  };
+  window.__sidebarStats = stats;
+  function sample(arr, v) {
+    if (arr.length < SAMPLE_CAP) arr.push(v);
+    else arr[(stats.messages + stats.frames) % SAMPLE_CAP] = v;
+  }
 
   const serverNow = () => Date.now() / 1000 + clockOffset;
 
@@ -131,9 +204,17 @@
     if (node.hidden !== !!hidden) node.hidden = !!hidden;
   }
 
+  function setClass(node, name, on) {
+    if (node.classList.contains(name) !== !!on) node.classList.toggle(name, !!on);
+  }
+
   function setWidth(node, frac) {
     const w = `${(Math.max(0, Math.min(1, frac)) * 100).toFixed(1)}%`;
     if (node.style.width !== w) node.style.width = w;
+  }
+
+  function setStyle(node, prop, value) {
+    if (node.style[prop] !== value) node.style[prop] = value;
   }
 
   function announce(text) {
@@ -177,6 +258,12 @@
     return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
   }
 
+  function span(secs) {
+    if (!isNum(secs)) return DASH;
+    if (secs >= 90) return `${Math.round(secs / 60)} min`;
+    return `${Math.round(secs)} s`;
+  }
+
   function plural(n, one, many) {
     return `${n} ${n === 1 ? one : many}`;
   }
@@ -193,23 +280,40 @@
     return `updated ${Math.round(secs / 3600)} h ago`;
   }
 
-  function probsArray(probs) {
-    if (!probs || typeof probs !== "object") return null;
-    const arr = EMOTIONS.map((e) => {
-      const v = Number(probs[e]);
-      return isFinite(v) && v > 0 ? v : 0;
-    });
-    const sum = arr.reduce((a, b) => a + b, 0);
-    if (!(sum > 0)) return null;
-    return arr.map((v) => v / sum);
+  // A reading's value in its definition's terms: probabilities and shares as %, -1..1 signed.
+  function fmtValue(d, v) {
+    if (!isNum(v)) return DASH;
+    if (d && (d.unit === "probability" || d.unit === "share")) return pct(v);
+    if (d && d.low < 0) return signed(v, 2);
+    return num(v, 2);
   }
 
-  // Present classes only, most probable first (voice emotion may cover a subset of the seven).
-  function presentProbs(probs) {
-    if (!probs || typeof probs !== "object") return [];
-    return Object.entries(probs)
-      .filter(([, v]) => isNum(v))
-      .sort((a, b) => b[1] - a[1]);
+  function conf(c) {
+    return isNum(c) ? `${Math.round(clamp(c, 0, 1) * 100)}%` : DASH;
+  }
+
+  function sourcesText(sources) {
+    if (!Array.isArray(sources) || !sources.length) return "";
+    return sources.map((s) => SOURCE_LABELS[s] || String(s).replace(/_/g, " ")).join(", ");
+  }
+
+  function describe(d) {
+    const lines = [`${d.label}: ${d.definition}`];
+    if (d.formula) lines.push(`Formula: ${d.formula}`);
+    if (Array.isArray(d.inputs) && d.inputs.length) lines.push(`Inputs: ${sourcesText(d.inputs)}`);
+    lines.push(`Evidence behind it: ${d.support}`);
+    if (d.alias_of) lines.push(`Same quantity as ${d.alias_of}`);
+    if (d.null_reason) lines.push(`Not estimated: ${d.null_reason}`);
+    return lines.join("\n");
+  }
+
+  function notEstimable(d) {
+    return !!d && (d.support === "none" || !!d.null_reason);
+  }
+
+  function band(v) {
+    if (!isNum(v)) return "unknown";
+    return v < bands[0] ? "low" : v < bands[1] ? "medium" : "high";
   }
 
   function partyColor(id) {
@@ -222,41 +326,92 @@
     return (p && p.info.display_name) || "(no name)";
   }
 
-  // ---------- legend ----------
-  function buildLegend() {
-    const legend = document.getElementById("legend");
-    legend.replaceChildren();
-    for (const e of EMOTIONS) {
-      const li = el("li", "legend-item");
-      const sw = el("span", "swatch");
-      sw.style.background = COLORS[e];
-      sw.setAttribute("aria-hidden", "true");
-      li.append(sw, el("span", null, e));
-      legend.append(li);
+  function namesOf(ids) {
+    const list = (Array.isArray(ids) ? ids : []).map((id) => nameOf(String(id)));
+    if (list.length <= 1) return list.join("");
+    return `${list.slice(0, -1).join(", ")} and ${list[list.length - 1]}`;
+  }
+
+  function reading(s, name) {
+    const r = s && s.readings ? s.readings[name] : null;
+    return r && typeof r === "object" ? r : null;
+  }
+
+  // ---------- definitions ----------
+  function setDefinitions(list) {
+    const clean = (Array.isArray(list) ? list : []).filter((d) => d && typeof d.name === "string");
+    const key = clean.map((d) => `${d.name}\u0000${d.group}\u0000${d.label}\u0000${d.support}`).join("\u0001");
+    defs = clean;
+    exposed.definitions = clean;
+    defsByName.clear();
+    for (const d of clean) defsByName.set(d.name, d);
+    const inGroup = (g) => clean.filter((d) => d.group === g);
+    const leadGroup = inGroup(LEAD);
+    const lead = defsByName.get(LEAD) || leadGroup[leadGroup.length - 1] || null;
+    const groups = [];
+    for (const d of clean) if (!groups.includes(d.group)) groups.push(d.group);
+    headline = {
+      lead,
+      components: leadGroup.filter((d) => d !== lead),
+      affect: inGroup("affect"),
+      basic: inGroup(BASIC),
+      tableGroups: groups.filter((g) => !HEADLINE_GROUPS.has(g)),
+    };
+    chartNames = (lead ? [lead] : []).concat(headline.components).map((d) => d.name);
+    if (key !== defsKey) {
+      defsKey = key;
+      // Another registry: the cards are rebuilt (rare: a server upgrade between connections).
+      for (const p of people.values()) dropCard(p);
+      buildLegend();
     }
-    const li = el("li", "legend-item");
-    const sw = el("span", "swatch swatch-noface");
-    sw.setAttribute("aria-hidden", "true");
-    li.append(sw, el("span", null, "no face"));
-    legend.append(li);
+  }
+
+  function buildLegend() {
+    legendEl.replaceChildren();
+    chartNames.forEach((name, i) => {
+      const d = defsByName.get(name);
+      const li = el("li", "legend-item");
+      const sw = el("span", i === 0 ? "swatch swatch-line swatch-lead" : "swatch swatch-line");
+      sw.style.background = seriesColor(i);
+      sw.setAttribute("aria-hidden", "true");
+      li.append(sw, el("span", null, d ? d.label.toLowerCase() : name));
+      legendEl.append(li);
+    });
+    if (!chartNames.length) return;
+    const noFace = el("li", "legend-item");
+    const nf = el("span", "swatch swatch-noface");
+    nf.setAttribute("aria-hidden", "true");
+    noFace.append(nf, el("span", null, "no face"));
+    const spk = el("li", "legend-item");
+    const sp = el("span", "swatch swatch-speaking");
+    sp.setAttribute("aria-hidden", "true");
+    spk.append(sp, el("span", null, "speaking"));
+    legendEl.append(noFace, spk);
+  }
+
+  function seriesColor(i) {
+    return i === 0 ? LEAD_COLOR : SERIES_COLORS[(i - 1) % SERIES_COLORS.length];
   }
 
   // ---------- participant records ----------
+  function newHist() {
+    const v = {};
+    for (const n of chartNames) v[n] = [];
+    return { ts: [], face: [], spk: [], v, ver: 0 };
+  }
+
   function publish(p) {
     // window.sidebar.participants[id]: the participant record (P, with .state = last S) and,
-    // for convenience, the last state's fields flattened on top (face_visible, emotion, face,
-    // voice, …).
+    // for convenience, the last state's fields flattened on top (face_visible, readings, …).
     const rec = Object.assign({}, p.info, { state: p.state });
     if (p.state) Object.assign(rec, p.state);
     exposed.participants[p.info.participant_id] = rec;
   }
 
-  function upsertParticipant(info) {
-    const id = String(info.participant_id);
-    let p = people.get(id);
+  function cleanInfo(info) {
     const track = Number(info.face_track);
-    const clean = {
-      participant_id: id,
+    return {
+      participant_id: String(info.participant_id),
       display_name: typeof info.display_name === "string" ? info.display_name : "",
       joined_at: Number(info.joined_at) || serverNow(),
       left_at: info.left_at == null ? null : Number(info.left_at),
@@ -264,10 +419,22 @@
       parent_id: info.parent_id == null || info.parent_id === "" ? null : String(info.parent_id),
       face_track: info.face_track == null || !isFinite(track) ? null : track,
     };
+  }
+
+  function upsertParticipant(info) {
+    const clean = cleanInfo(info);
+    const id = clean.participant_id;
+    let p = people.get(id);
     if (!p) {
-      p = { info: clean, state: null, history: [], card: null, dirty: true };
+      p = {
+        info: clean, state: null, hist: newHist(), item: null, row: null, card: null,
+        chart: null, chartVer: -1, expanded: false, dirty: true, visible: false,
+      };
       people.set(id, p);
+      listDirty = true;
     } else {
+      if (p.info.parent_id !== clean.parent_id || p.info.left_at !== clean.left_at ||
+          p.info.display_name !== clean.display_name) listDirty = true;
       p.info = clean;
       p.dirty = true;
     }
@@ -276,19 +443,38 @@
     return p;
   }
 
-  function trimHistory(p, now) {
+  function trimHist(h, now) {
     const cutoff = now - historySecs - 30; // keep a little before the window for coverage
-    const h = p.history;
     let i = 0;
-    while (i < h.length && h[i].ts < cutoff) i++;
-    if (i > 0) h.splice(0, i);
-    if (h.length > 50000) h.splice(0, h.length - 50000);
+    while (i < h.ts.length && h.ts[i] < cutoff) i++;
+    if (i > 0) {
+      h.ts.splice(0, i);
+      if (h.face) { h.face.splice(0, i); h.spk.splice(0, i); }
+      if (h.v) for (const k in h.v) h.v[k].splice(0, i);
+      if (h.eng) h.eng.splice(0, i);
+      h.ver++;
+    }
   }
 
-  function addHistoryPoint(p, ts, face, probs) {
-    const h = p.history;
-    if (h.length && ts <= h[h.length - 1].ts) return;
-    h.push({ ts, face: !!face, probs: face ? probs : null });
+  // One timeline point; a gap longer than GAP_SECS gets a null point so the line breaks.
+  function addPoint(p, ts, faceVisible, speaking, values) {
+    const h = p.hist;
+    const n = h.ts.length;
+    if (n && ts <= h.ts[n - 1]) return;
+    if (n && ts - h.ts[n - 1] > GAP_SECS) {
+      h.ts.push(h.ts[n - 1] + GAP_SECS / 2);
+      h.face.push(true);
+      h.spk.push(false);
+      for (const k of chartNames) h.v[k].push(null);
+    }
+    h.ts.push(ts);
+    h.face.push(!!faceVisible);
+    h.spk.push(speaking === true);
+    for (const k of chartNames) {
+      const v = values(k);
+      h.v[k].push(isNum(v) ? v : null);
+    }
+    h.ver++;
   }
 
   function applyState(p, s, addToHistory) {
@@ -298,20 +484,137 @@
     p.state = s;
     p.dirty = true;
     if (addToHistory) {
-      addHistoryPoint(p, ts, s.face_visible, s.emotion ? probsArray(s.emotion.probs) : null);
-      trimHistory(p, serverNow());
+      addPoint(p, ts, s.face_visible, s.is_speaking, (k) => {
+        const r = reading(s, k);
+        return r ? r.value : null;
+      });
     }
   }
 
-  // ---------- cards ----------
-  // A reading tile: small label above, value below. Returns {tile, value}.
+  // The value of reading `name` about MOVE_SECS ago (the first point at or after then).
+  function valueAgo(p, name, now) {
+    const h = p.hist;
+    const col = h.v[name];
+    if (!col || !h.ts.length) return null;
+    const target = now - MOVE_SECS;
+    if (h.ts[0] > target + MOVE_SECS / 2) return null; // not enough history
+    let lo = 0, hi = h.ts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (h.ts[mid] < target) lo = mid + 1; else hi = mid;
+    }
+    for (let i = lo; i < h.ts.length; i++) if (isNum(col[i])) return col[i];
+    return null;
+  }
+
+  // Change of each component over MOVE_SECS: [{name, delta}] by size, largest first.
+  function moves(p) {
+    const s = p.state;
+    if (!s) return [];
+    const now = Number(s.ts);
+    const out = [];
+    for (const name of chartNames) {
+      const r = reading(s, name);
+      const then = valueAgo(p, name, now);
+      if (r && isNum(r.value) && isNum(then)) out.push({ name, delta: r.value - then });
+    }
+    return out;
+  }
+
+  // ---------- participant entries: a compact row and a card (built on demand) ----------
+  function buildItem(p) {
+    const item = el("li", "person");
+    item.dataset.participantId = p.info.participant_id;
+    const row = el("button", "p-row");
+    row.type = "button";
+    row.dataset.participantId = p.info.participant_id;
+    setAttr(row, "aria-expanded", "false");
+    const subMark = el("span", "sub-mark", "↳");
+    subMark.setAttribute("aria-hidden", "true");
+    const name = el("span", "row-name");
+    const speaking = el("span", "row-ind row-speaking");
+    speaking.dataset.field = "row-speaking";
+    const face = el("span", "row-ind row-face");
+    face.dataset.field = "row-face";
+    const why = el("span", "row-why");
+    const trend = el("span", "trend");
+    const chip = el("span", "band-chip", DASH);
+    chip.dataset.band = "unknown";
+    const value = el("span", "row-eng", DASH);
+    row.append(subMark, name, speaking, face, why, trend, chip, value);
+    row.addEventListener("click", () => {
+      p.expanded = !p.expanded;
+      p.reveal = p.expanded;
+      p.dirty = true;
+      listDirty = true;
+      chartsDue = true;
+      scheduleRender();
+    });
+    item.append(row);
+    p.item = item;
+    p.row = { row, name, speaking, face, why, trend, chip, value, key: "" };
+  }
+
+  function renderRow(p) {
+    const r = p.row;
+    const s = p.state;
+    const info = p.info;
+    const displayName = info.display_name || "(no name)";
+    setText(r.name, displayName);
+    const eng = reading(s, LEAD);
+    const v = eng ? eng.value : null;
+    const b = band(v);
+    setData(r.chip, "band", b);
+    setText(r.chip, b === "unknown" ? DASH : b);
+    setText(r.value, isNum(v) ? num(v, 2) : DASH);
+    const speaking = !!(s && s.is_speaking === true);
+    setData(r.speaking, "speaking", speaking ? "true" : "false");
+    setAttr(r.speaking, "title", speaking ? "speaking" : "not speaking");
+    setText(r.speaking, speaking ? "speaking" : "");
+    const faceVisible = !!(s && s.face_visible);
+    setData(r.face, "faceVisible", !s ? "unknown" : faceVisible ? "true" : "false");
+    setAttr(r.face, "title", !s ? "waiting" : faceVisible ? "face visible" : "no face");
+    setText(r.face, !s ? "" : faceVisible ? "face" : "no face");
+    const t = room && room.trends ? room.trends[info.participant_id] : null;
+    renderTrend(r.trend, t, null);
+    // Why: the component that moved most, when it moved enough.
+    const mv = moves(p).filter((m) => m.name !== LEAD && Math.abs(m.delta) >= MOVE_MIN)
+      .sort((a, b2) => Math.abs(b2.delta) - Math.abs(a.delta));
+    const top = mv[0];
+    const d = top ? defsByName.get(top.name) : null;
+    const stale = !!(s && s.stale);
+    setText(r.why, stale ? "stale" :
+      top ? `${d ? d.label.toLowerCase() : top.name} ${top.delta < 0 ? "▼" : "▲"}` : "");
+    setData(r.why, "dir", stale ? "stale" : top ? (top.delta < 0 ? "down" : "up") : "none");
+    setAttr(r.why, "title", stale ? "Analysis for this person is failing or behind; values may be old." :
+      top ? `${d ? d.label : top.name} ${signed(top.delta, 2)} over the last ${span(MOVE_SECS)}` : null);
+    const label = `${displayName}: engagement ${b === "unknown" ? "unknown" : `${b}, ${num(v, 2)}`}` +
+      `${speaking ? ", speaking" : ""}${!s ? "" : faceVisible ? ", face visible" : ", no face"}` +
+      `${stale ? ", stale" : top ? `, ${r.why.textContent}` : ""}` +
+      `${info.left_at != null ? ", left" : ""}`;
+    setAttr(r.row, "aria-label", label);
+    setAttr(r.row, "aria-expanded", p.expanded ? "true" : "false");
+    setClass(r.row, "is-sub", !!info.parent_id);
+  }
+
+  function renderTrend(node, trend, change) {
+    const t = trend && TREND_GLYPHS[trend] ? trend : "none";
+    setData(node, "trend", t);
+    setText(node, t === "none" ? "" : TREND_GLYPHS[t]);
+    const words = t === "none" ? null : `engagement ${t}${isNum(change) ? ` (${signed(change, 2)})` : ""}`;
+    setAttr(node, "title", words);
+    setAttr(node, "aria-label", words);
+    setAttr(node, "role", words ? "img" : null);
+  }
+
+  // A reading tile: small label above, value below.
   function tile(field, label, wide) {
     const t = el("div", wide ? "reading reading-wide" : "reading");
     t.dataset.field = field;
     const l = el("span", "r-label", label);
-    const v = el("span", "r-value", DASH);
+    const v = el("span", "r-value");
     t.append(l, v);
-    return { tile: t, label: l, value: v };
+    return { tile: t, label: l, row: v };
   }
 
   // A horizontal meter (role=meter). centred: the fill grows from the middle (for -1..1).
@@ -325,6 +628,25 @@
     m.append(fill);
     if (centred) m.append(el("span", "meter-mid"));
     return { meter: m, fill };
+  }
+
+  function setMeter(m, v, lo, hi) {
+    if (!isNum(v)) {
+      setWidth(m.fill, 0);
+      setAttr(m.meter, "aria-valuenow", null);
+      return;
+    }
+    const x = clamp(v, lo, hi);
+    if (lo < 0) {
+      const frac = (x - lo) / (hi - lo); // 0..1, 0.5 = the middle
+      const left = `${(Math.min(frac, 0.5) * 100).toFixed(1)}%`;
+      if (m.fill.style.left !== left) m.fill.style.left = left;
+      setWidth(m.fill, Math.abs(frac - 0.5));
+      setClass(m.fill, "is-neg", x < 0);
+    } else {
+      setWidth(m.fill, (x - lo) / (hi - lo));
+    }
+    setAttr(m.meter, "aria-valuenow", x.toFixed(2));
   }
 
   function buildHeadDial() {
@@ -344,9 +666,49 @@
     return { svg: s, head };
   }
 
+  // One line of a reading: label, meter, value (or the reason it has none), confidence, and
+  // what it is made of. Used for engagement's components and for valence/arousal.
+  function readingLine(d, extraClass) {
+    const li = el("li", `rd ${extraClass || ""}`.trim());
+    li.dataset.field = d.name;
+    li.title = describe(d);
+    const label = el("span", "rd-label", d.label);
+    const m = meter(`${d.label}, ${d.low} to ${d.high}`, d.low, d.high, d.low < 0);
+    const value = el("span", "rd-value", DASH);
+    const move = el("span", "rd-move");
+    const cf = el("span", "rd-conf");
+    const note = el("span", "rd-note");
+    li.append(label, m.meter, value, move, cf, note);
+    return { li, d, meter: m, value, move, cf, note };
+  }
+
+  function renderReadingLine(ref, r, withSources, delta) {
+    const v = r ? r.value : null;
+    const has = isNum(v);
+    setMeter(ref.meter, v, ref.d.low, ref.d.high);
+    setText(ref.value, has ? fmtValue(ref.d, v) : DASH);
+    setClass(ref.li, "is-null", !has);
+    setText(ref.cf, has ? `conf ${conf(r.confidence)}` : "");
+    let note = "";
+    if (!has) note = r && r.reason ? r.reason : "not estimated yet";
+    else if (r.reason) note = r.reason;
+    else if (withSources) note = sourcesText(r.sources);
+    if (has && withSources && r.reason && r.sources && r.sources.length) {
+      note = `${r.reason} · ${sourcesText(r.sources)}`;
+    }
+    setText(ref.note, note);
+    setData(ref.note, "kind", !has ? "reason" : r.reason ? "caveat" : "sources");
+    const moved = isNum(delta) && Math.abs(delta) >= MOVE_MIN;
+    setText(ref.move, moved ? `${delta < 0 ? "▼" : "▲"}${num(Math.abs(delta), 2)}` : "");
+    setData(ref.move, "dir", moved ? (delta < 0 ? "down" : "up") : "none");
+    setAttr(ref.move, "title", moved ? `${signed(delta, 2)} over the last ${span(MOVE_SECS)}` : null);
+  }
+
   function buildCard(p) {
     const card = el("article", "participant-card");
     card.dataset.participantId = p.info.participant_id;
+    card.id = `pc-${++cardSeq}`;
+    setAttr(p.row.row, "aria-controls", card.id);
 
     const head = el("header", "card-head");
     const swatch = el("span", "p-swatch");
@@ -354,6 +716,7 @@
     const subMark = el("span", "sub-mark", "↳");
     subMark.setAttribute("aria-hidden", "true");
     const name = el("h3", "p-name");
+    const trend = el("span", "trend");
     const badges = el("span", "badges");
     const stale = el("span", "badge badge-stale", "stale");
     stale.title = "Analysis for this person is failing or behind; values may be old.";
@@ -361,11 +724,12 @@
     const speaking = el("span", "badge badge-speaking", "speaking");
     speaking.hidden = true;
     badges.append(speaking, stale);
-    head.append(subMark, swatch, name, badges);
+    head.append(subMark, swatch, name, trend, badges);
 
     const meta = el("div", "card-meta");
     const faceWrap = el("span", "face-wrap");
     const face = el("span", "face-indicator");
+    face.dataset.field = "face";
     const faceIcon = el("span", "face-icon");
     faceIcon.setAttribute("aria-hidden", "true");
     const faceText = el("span", "face-text");
@@ -380,28 +744,70 @@
 
     const subNote = el("p", "sub-note");
     subNote.hidden = true;
-
     const leftNote = el("p", "left-note");
     leftNote.hidden = true;
 
-    const dominant = el("p", "dominant-emotion");
+    // Engagement: band, value, confidence, then its components.
+    const lead = headline.lead;
+    const eng = el("section", "eng");
+    eng.dataset.field = LEAD;
+    const engHead = el("div", "eng-head");
+    const engLabel = el("span", "eng-label", lead ? lead.label : "Engagement");
+    if (lead) engLabel.title = describe(lead);
+    const engBand = el("span", "band-chip band-chip-big", DASH);
+    engBand.dataset.band = "unknown";
+    const engValue = el("span", "eng-value", DASH);
+    const engConf = el("span", "eng-conf");
+    const engMove = el("span", "rd-move");
+    engHead.append(engLabel, engBand, engValue, engMove, engConf);
+    const engMeter = meter(`${lead ? lead.label : "Engagement"}, 0 to 1`, 0, 1, false);
+    engMeter.meter.classList.add("eng-meter");
+    for (const edge of bands) {
+      const mark = el("span", "band-mark");
+      mark.style.left = `${(edge * 100).toFixed(1)}%`;
+      engMeter.meter.append(mark);
+    }
+    const engNote = el("p", "eng-note");
+    const comps = el("ul", "rd-list components");
+    comps.setAttribute("aria-label", "Components");
+    const compRefs = headline.components.map((d) => {
+      const ref = readingLine(d, "component");
+      comps.append(ref.li);
+      return ref;
+    });
+    eng.append(engHead, engMeter.meter, engNote, comps);
 
+    // Valence and arousal with their sources.
+    const affect = el("ul", "rd-list affect");
+    affect.setAttribute("aria-label", "Valence and arousal");
+    const affectRefs = headline.affect.map((d) => {
+      const ref = readingLine(d, "affect-line");
+      affect.append(ref.li);
+      return ref;
+    });
+
+    // Fused basic expressions as bars.
+    const expr = el("div", "expr");
+    const dominant = el("p", "dominant-emotion");
     const bars = el("ul", "bars");
-    const barRefs = {};
-    for (const e of EMOTIONS) {
+    bars.setAttribute("aria-label", "Expressions (fused)");
+    const barRefs = headline.basic.map((d) => {
       const li = el("li", "bar-row");
-      li.dataset.emotion = e;
-      const label = el("span", "bar-label", e);
+      li.dataset.state = d.name;
+      li.title = describe(d);
+      const label = el("span", "bar-label", d.name);
       const track = el("span", "bar-track");
       track.setAttribute("aria-hidden", "true");
       const fill = el("span", "bar-fill");
-      fill.style.background = COLORS[e];
+      fill.style.background = `var(--emo-${d.name}, #8c959f)`;
       track.append(fill);
       const value = el("span", "bar-pct", DASH);
-      li.append(label, track, value);
+      const why = el("span", "bar-why");
+      li.append(label, track, value, why);
       bars.append(li);
-      barRefs[e] = { li, fill, value };
-    }
+      return { d, li, fill, value, why };
+    });
+    expr.append(dominant, bars);
 
     // Face readings.
     const readings = el("div", "readings");
@@ -410,43 +816,30 @@
     faceGroup.setAttribute("aria-label", "Face readings");
 
     const blink = tile("blink-rate", "Blink rate");
-    blink.value.remove();
-    const blinkRow = el("span", "r-value");
     const blinkNum = el("span", "blink-num", DASH);
     const blinkWhy = el("span", "r-sub");
-    blinkRow.append(blinkNum, blinkWhy);
-    blink.tile.append(blinkRow);
+    blink.row.append(blinkNum, blinkWhy);
 
     const gaze = tile("gaze", "Gaze · time away");
-    gaze.value.remove();
-    const gazeRow = el("span", "r-value");
     const away = el("span", "away-badge", DASH);
     away.dataset.field = "looking-away";
     away.dataset.lookingAway = "unknown";
     const awayPct = el("span", "r-sub");
     awayPct.dataset.field = "percent-away";
-    gazeRow.append(away, awayPct);
-    gaze.tile.append(gazeRow);
+    gaze.row.append(away, awayPct);
 
     const pose = tile("head-pose", "Head · pitch/yaw/roll");
     pose.label.title = "Head pose in degrees (pitch + = looking down)";
-    pose.value.remove();
-    const poseRow = el("span", "r-value");
     const dial = buildHeadDial();
     const poseText = el("span", "pose-text", DASH);
-    poseRow.append(dial.svg, poseText);
-    pose.tile.append(poseRow);
+    pose.row.append(dial.svg, poseText);
 
     const smile = tile("smile", "Smile (0–5)");
     smile.tile.dataset.smiling = "unknown";
-    smile.value.remove();
-    const smileRow = el("span", "r-value");
     const smileMeter = meter("Smile intensity, 0 to 5", 0, 5, false);
     const smileNum = el("span", "smile-num", DASH);
     const smileState = el("span", "smile-state");
-    smileRow.append(smileMeter.meter, smileNum, smileState);
-    smile.tile.append(smileRow);
-
+    smile.row.append(smileMeter.meter, smileNum, smileState);
     faceGroup.append(blink.tile, gaze.tile, pose.tile, smile.tile);
 
     // Voice readings.
@@ -455,32 +848,31 @@
     voiceGroup.setAttribute("aria-label", "Voice readings");
 
     const talkT = tile("talk-time", "Talk time · share");
-    talkT.value.remove();
-    const talkRow = el("span", "r-value");
     const talkTime = el("span", "talk-secs", DASH);
     const talkShare = el("span", "r-sub");
-    talkRow.append(talkTime, talkShare);
-    talkT.tile.append(talkRow);
+    talkT.row.append(talkTime, talkShare);
 
-    const arousal = tile("arousal", "Arousal (vs. usual)");
-    arousal.value.remove();
-    const arousalRow = el("span", "r-value");
+    const arousal = tile("voice-arousal", "Voice arousal (vs. usual)");
     const arousalMeter = meter("Vocal arousal against this speaker's usual, −1 to +1", -1, 1, true);
     const arousalText = el("span", "arousal-num", DASH);
-    arousalRow.append(arousalMeter.meter, arousalText);
-    arousal.tile.append(arousalRow);
+    arousal.row.append(arousalMeter.meter, arousalText);
 
-    const vemo = tile("voice-emotion", "Voice emotion", true);
+    const pitch = tile("pitch", "Pitch · loudness");
+    const pitchNum = el("span", "pitch-num", DASH);
+    const loudness = el("span", "r-sub");
+    pitch.row.append(pitchNum, loudness);
+
+    const vemo = tile("voice-emotion", "Voice tone");
     vemo.tile.dataset.status = "none";
-    vemo.value.remove();
-    const vemoRow = el("span", "r-value");
     const vemoMain = el("span", "vemo-main", DASH);
     const vemoRest = el("span", "r-sub vemo-rest");
-    vemoRow.append(vemoMain, vemoRest);
-    vemo.tile.append(vemoRow);
+    vemo.row.append(vemoMain, vemoRest);
 
-    voiceGroup.append(talkT.tile, arousal.tile, vemo.tile);
+    voiceGroup.append(talkT.tile, pitch.tile, arousal.tile, vemo.tile);
     readings.append(faceGroup, voiceGroup);
+
+    const tl = el("div", "chart person-chart");
+    tl.setAttribute("role", "img");
 
     // Details: action units, window features and the rest, filled only while open.
     const details = el("details", "more");
@@ -491,31 +883,45 @@
       if (details.open) renderDetails(p);
     });
 
-    const extra = el("p", "card-extra");
-    const engagement = el("span", "engagement");
+    // Every other state, grouped; built on first open, then updated in place while open.
+    const states = el("details", "states");
+    const n = defs.filter((d) => headline.tableGroups.includes(d.group)).length;
+    const statesSummary = el("summary", null, `All states (${n})`);
+    const statesBody = el("div", "states-body");
+    states.append(statesSummary, statesBody);
+    states.addEventListener("toggle", () => {
+      if (states.open) renderStates(p);
+    });
 
-    extra.append(engagement);
-
-    const tl = el("div", "timeline-wrap");
-    const canvas = el("canvas", "timeline");
-    canvas.setAttribute("role", "img");
-    canvas.style.height = `${PLOT_H + AXIS_H}px`;
-    tl.append(canvas);
-
-    card.append(head, subNote, leftNote, meta, dominant, bars, readings, tl, details, extra);
+    card.append(head, subNote, leftNote, meta, eng, affect, expr, readings, tl, details, states);
     p.card = {
-      card, name, swatch, stale, speaking, face, faceText, calib, updated, subNote, leftNote,
-      dominant, bars, barRefs, engagement, canvas, voiceGroup,
+      card, name, swatch, trend, stale, speaking, face, faceText, calib, updated, subNote, leftNote,
+      engBand, engValue, engConf, engMove, engMeter, engNote, compRefs, affectRefs,
+      dominant, bars, barRefs, chartEl: tl, voiceGroup,
       blinkNum, blinkWhy, blinkTile: blink.tile,
       away, awayPct, poseTile: pose.tile, dialHead: dial.head, poseText,
       smileTile: smile.tile, smileMeter, smileNum, smileState,
       talkTile: talkT.tile, talkTime, talkShare,
       arousalTile: arousal.tile, arousalMeter, arousalText,
+      pitchNum, loudness,
       vemoTile: vemo.tile, vemoMain, vemoRest,
-      details, detailsBody,
+      details, detailsBody, states, statesBody, stateRows: null,
     };
+    p.item.append(card);
+    if (chartObserver) chartObserver.observe(tl);
     p.dirty = true;
     return p.card;
+  }
+
+  function dropCard(p) {
+    if (p.chart) { p.chart.destroy(); p.chart = null; }
+    if (p.card) {
+      if (chartObserver) chartObserver.unobserve(p.card.chartEl);
+      p.card.card.remove();
+      p.card = null;
+    }
+    p.chartVer = -1;
+    p.dirty = true;
   }
 
   function renderCard(p) {
@@ -529,18 +935,15 @@
     setAttr(c.card, "aria-label",
       parent ? `${displayName}, a face on the camera of ${parent.info.display_name || "(no name)"}` :
         displayName);
-    setAttr(c.canvas, "aria-label",
-      `Expression timeline for ${displayName}, last ${Math.round(historySecs / 60)} minutes`);
+    setAttr(c.chartEl, "aria-label",
+      `Engagement timeline for ${displayName}, last ${Math.round(historySecs / 60)} minutes`);
     const inTalk = talkById.has(info.participant_id);
     setHidden(c.swatch, !inTalk);
-    if (inTalk) {
-      const [bg] = partyColor(info.participant_id);
-      if (c.swatch.style.background !== bg) c.swatch.style.background = bg;
-    }
+    if (inTalk) setStyle(c.swatch, "background", partyColor(info.participant_id)[0]);
 
     // Faces of a room camera: attached to the camera's card.
     const isSub = !!info.parent_id;
-    c.card.classList.toggle("is-sub", isSub);
+    setClass(c.card, "is-sub", isSub);
     if (isSub) setData(c.card, "parentId", info.parent_id);
     else if ("parentId" in c.card.dataset) delete c.card.dataset.parentId;
     // Say whose camera the face is from, unless the name already does ("Room A · face 2").
@@ -553,7 +956,7 @@
     }
 
     const left = info.left_at != null;
-    c.card.classList.toggle("is-left", left);
+    setClass(c.card, "is-left", left);
     setHidden(c.leftNote, !left);
     if (left) {
       const reason = info.leave_reason && info.leave_reason !== "left" ?
@@ -563,54 +966,94 @@
 
     setHidden(c.stale, !(s && s.stale));
     setHidden(c.speaking, !(s && s.is_speaking === true));
+    renderTrend(c.trend, room && room.trends ? room.trends[info.participant_id] : null, null);
 
     const faceVisible = !!(s && s.face_visible);
     setData(c.face, "faceVisible", faceVisible ? "true" : "false");
     setText(c.faceText, !s ? "waiting" : faceVisible ? "face visible" : "no face");
-    c.card.classList.toggle("no-face", !!s && !faceVisible);
+    setClass(c.card, "no-face", !!s && !faceVisible);
 
-    const emotion = s && faceVisible ? s.emotion : null;
-    const probs = emotion && emotion.probs ? emotion.probs : null;
-    if (!s || !faceVisible || !emotion) {
-      const text = !s ? "Waiting for the first analysis…" :
-        !faceVisible ? "No face in view" : "Face visible, no reading yet";
-      if (c.domKey !== text) c.dominant.textContent = text;
-      c.domKey = text;
-    } else {
-      const dom = String(emotion.dominant || "");
-      const pd = probs && typeof probs[dom] === "number" ? probs[dom] : emotion.confidence;
-      const key = `\u0000${dom}\u0000${pct(pd)}`;
-      if (c.domKey !== key) {
-        c.dominant.replaceChildren(
-          el("span", "dominant-src", "Face"), " ",
-          el("span", "dominant-label", dom || DASH), " ",
-          el("span", "dominant-pct", pct(pd)));
-      }
-      c.domKey = key;
-    }
-    setData(c.dominant, "emotion", emotion ? String(emotion.dominant || "") : "");
-    c.bars.classList.toggle("is-empty", !probs);
-    for (const e of EMOTIONS) {
-      const ref = c.barRefs[e];
-      const v = probs ? Number(probs[e]) : NaN;
-      const ok = isFinite(v);
-      setWidth(ref.fill, ok ? v : 0);
-      setText(ref.value, ok ? pct(v) : DASH);
-      ref.li.classList.toggle("is-dominant", !!emotion && emotion.dominant === e);
-    }
-
+    renderEngagement(p);
+    renderExpressions(p);
     renderFace(p);
     renderVoice(p);
     if (c.details.open) renderDetails(p);
-
-    const eng = s ? s.engagement : null;
-    // Nothing measures engagement yet: show the line only once a value exists.
-    const hasEng = isNum(eng);
-    setHidden(c.engagement, !hasEng);
-    setText(c.engagement, hasEng ? `Engagement ${pct(eng)}` : "");
-
+    if (c.states.open) renderStates(p);
     updateAge(p);
-    p.dirty = false;
+  }
+
+  function renderEngagement(p) {
+    const c = p.card;
+    const s = p.state;
+    const r = reading(s, LEAD);
+    const v = r ? r.value : null;
+    const b = band(v);
+    setData(c.engBand, "band", b);
+    setText(c.engBand, b === "unknown" ? "unknown" : b);
+    setText(c.engValue, isNum(v) ? num(v, 2) : DASH);
+    setText(c.engConf, isNum(v) ? `conf ${conf(r.confidence)}` : "");
+    setMeter(c.engMeter, v, 0, 1);
+    setData(c.engMeter.fill, "band", b);
+    setText(c.engNote, !s ? "waiting for the first analysis" :
+      !isNum(v) ? (r && r.reason) || "not estimated yet" : r.reason || "");
+    setData(c.engNote, "kind", isNum(v) ? "caveat" : "reason");
+    const mv = new Map(moves(p).map((m) => [m.name, m.delta]));
+    const ed = mv.get(LEAD);
+    const moved = isNum(ed) && Math.abs(ed) >= MOVE_MIN;
+    setText(c.engMove, moved ? `${ed < 0 ? "▼" : "▲"}${num(Math.abs(ed), 2)}` : "");
+    setData(c.engMove, "dir", moved ? (ed < 0 ? "down" : "up") : "none");
+    setAttr(c.engMove, "title", moved ? `${signed(ed, 2)} over the last ${span(MOVE_SECS)}` : null);
+    for (const ref of c.compRefs) renderReadingLine(ref, reading(s, ref.d.name), false, mv.get(ref.d.name));
+    for (const ref of c.affectRefs) renderReadingLine(ref, reading(s, ref.d.name), true, null);
+  }
+
+  function renderExpressions(p) {
+    const c = p.card;
+    const s = p.state;
+    let dom = null;
+    let anyNum = false;
+    for (const ref of c.barRefs) {
+      const r = reading(s, ref.d.name);
+      const v = r ? r.value : null;
+      const ok = isNum(v);
+      anyNum = anyNum || ok;
+      if (ok && (!dom || v > dom.v)) dom = { d: ref.d, v, r };
+      setWidth(ref.fill, ok ? v : 0);
+      setText(ref.value, ok ? pct(v) : DASH);
+      setText(ref.why, ok ? "" : (r && r.reason) || "");
+      setAttr(ref.why, "title", ok ? null : (r && r.reason) || null);
+      setClass(ref.li, "is-null", !ok);
+    }
+    for (const ref of c.barRefs) setClass(ref.li, "is-dominant", !!dom && dom.d === ref.d);
+    // None estimable: one line with the (most common) reason instead of seven empty bars.
+    setHidden(c.bars, !anyNum && !!s);
+    let key;
+    if (!s) key = "Waiting for the first analysis…";
+    else if (!dom) {
+      const why = new Map();
+      for (const ref of c.barRefs) {
+        const r = reading(s, ref.d.name);
+        if (r && r.reason) why.set(r.reason, (why.get(r.reason) || 0) + 1);
+      }
+      const top = Array.from(why).sort((a, b) => b[1] - a[1])[0];
+      key = top ? `No expression reading: ${top[0]}` : "No expression reading yet";
+    } else key = null;
+    if (key) {
+      if (c.domKey !== key) c.dominant.replaceChildren(key);
+      c.domKey = key;
+      setData(c.dominant, "emotion", "");
+    } else {
+      const k = `\u0000${dom.d.name}\u0000${pct(dom.v)}\u0000${sourcesText(dom.r.sources)}`;
+      if (c.domKey !== k) {
+        c.dominant.replaceChildren(
+          el("span", "dominant-src", "Expression"), " ",
+          el("span", "dominant-label", dom.d.name), " ",
+          el("span", "dominant-pct", pct(dom.v)), " ",
+          el("span", "dominant-from", sourcesText(dom.r.sources) ? `from ${sourcesText(dom.r.sources)}` : ""));
+      }
+      c.domKey = k;
+      setData(c.dominant, "emotion", dom.d.name);
+    }
   }
 
   // Landmark readings: state.face (null without a face or with the Haar detector).
@@ -620,7 +1063,7 @@
     const f = s && s.face && typeof s.face === "object" ? s.face : null;
     const calibrating = !!f && f.calibrated === false;
     setHidden(c.calib, !calibrating);
-    c.card.classList.toggle("no-landmarks", !f);
+    setClass(c.card, "no-landmarks", !f);
 
     // Blink rate.
     const rate = f ? f.blink_rate_per_min : null;
@@ -674,49 +1117,51 @@
     setText(c.smileState, smileWord);
   }
 
-  // Voice readings: state.voice (null until an audio track is analysed) and the talk event.
+  // Most probable class first (voice emotion may cover a subset of the seven).
+  function presentProbs(probs) {
+    if (!probs || typeof probs !== "object") return [];
+    return Object.entries(probs).filter(([, v]) => isNum(v)).sort((a, b) => b[1] - a[1]);
+  }
+
+  // The talk figures to show: the talk event's entry when it is newer than the state.
+  function talkOf(p) {
+    const s = p.state;
+    const t = talkById.get(p.info.participant_id) || null;
+    const st = s && s.talk && typeof s.talk === "object" ? s.talk : null;
+    if (t && (!st || (talk && isNum(talk.ts) && talk.ts >= Number(s.ts)))) return t;
+    return st;
+  }
+
+  // Voice readings: state.voice (null until an audio track is analysed) and talk figures.
   function renderVoice(p) {
     const c = p.card;
     const s = p.state;
     const v = s && s.voice && typeof s.voice === "object" ? s.voice : null;
-    const t = talkById.get(p.info.participant_id) || null;
+    const t = talkOf(p);
     // Sub-participants (faces of a room camera) share the camera's microphone: no voice rows.
     setHidden(c.voiceGroup, !!p.info.parent_id && !v && !t);
 
-    // Talk time and share: the newer of the state and the talk event.
-    const useTalk = t && (!v || (talk && isNum(talk.ts) && s && talk.ts >= Number(s.ts)));
-    const src = useTalk ? t : v;
-    const secs = src ? src.talk_secs : null;
-    setText(c.talkTime, duration(secs));
+    setText(c.talkTime, duration(t ? t.talk_secs : v ? v.talk_secs : null));
     const bits = [];
-    if (src) bits.push(pct(src.talk_share));
-    if (src && isNum(src.turns)) bits.push(plural(src.turns, "turn", "turns"));
+    if (t) bits.push(pct(t.talk_share));
+    if (t && isNum(t.turns)) bits.push(plural(t.turns, "turn", "turns"));
     setText(c.talkShare, bits.join(" · "));
-    const interruptions = t && isNum(t.interruptions) ? t.interruptions : null;
-    setAttr(c.talkTile, "title", interruptions != null ?
-      `${plural(interruptions, "interruption", "interruptions")}` : null);
+    setAttr(c.talkTile, "title", t && isNum(t.interruptions) ?
+      `${plural(t.interruptions, "interruption", "interruptions")}` : null);
 
-    // Arousal, -1..1 against the speaker's own baseline.
+    // Arousal of the last stretch of speech, -1..1 against the speaker's own baseline.
     const a = v ? v.arousal : null;
-    const f = c.arousalMeter.fill;
-    if (isNum(a)) {
-      const aa = clamp(a, -1, 1);
-      const left = `${(aa < 0 ? 50 + aa * 50 : 50).toFixed(1)}%`;
-      if (f.style.left !== left) f.style.left = left;
-      setWidth(f, Math.abs(aa) / 2);
-      f.classList.toggle("is-neg", aa < 0);
-      setAttr(c.arousalMeter.meter, "aria-valuenow", aa.toFixed(2));
-      setAttr(c.arousalMeter.meter, "aria-valuetext",
-        aa === 0 ? "as usual" : `${signed(aa, 2)}, ${aa > 0 ? "more" : "less"} activated than usual`);
-    } else {
-      setWidth(f, 0);
-      setAttr(c.arousalMeter.meter, "aria-valuenow", null);
-      setAttr(c.arousalMeter.meter, "aria-valuetext", v ? "learning voice" : "not measured");
-    }
+    setMeter(c.arousalMeter, isNum(a) ? clamp(a, -1, 1) : null, -1, 1);
+    setAttr(c.arousalMeter.meter, "aria-valuetext", isNum(a) ?
+      (a === 0 ? "as usual" : `${signed(a, 2)}, ${a > 0 ? "more" : "less"} activated than usual`) :
+      v ? "learning voice" : "not measured");
     setText(c.arousalText, isNum(a) ? signed(clamp(a, -1, 1), 2) : v ? "learning voice…" : DASH);
-    c.arousalTile.classList.toggle("is-learning", !!v && !isNum(a));
+    setClass(c.arousalTile, "is-learning", !!v && !isNum(a));
 
-    // Voice emotion: dominant + present classes, or why there is none.
+    setText(c.pitchNum, v && isNum(v.pitch_hz) ? `${Math.round(v.pitch_hz)} Hz` : DASH);
+    setText(c.loudness, v && isNum(v.loudness_dbfs) ? `${num(v.loudness_dbfs, 0)} dBFS` : "");
+
+    // Voice tone: most probable + present classes, or why there is none.
     const status = v ? String(v.emotion_status || "none") : "none";
     setData(c.vemoTile, "status", status);
     const ve = v && v.emotion && typeof v.emotion === "object" ? v.emotion : null;
@@ -726,16 +1171,15 @@
     if (status === "unavailable") main = "voice emotion model unavailable";
     else if (status === "disabled") main = "voice emotion off";
     else if (status === "waiting" && !ve) main = "waiting for speech";
-    else if (ve) {
-      const dom = String(ve.dominant || (present[0] ? present[0][0] : ""));
-      const pd = ve.probs && isNum(ve.probs[dom]) ? ve.probs[dom] : ve.confidence;
-      main = `${dom || DASH} ${pct(pd)}`;
-      rest = present.filter(([k]) => k !== dom).slice(0, 3)
-        .map(([k, pv]) => `${k} ${pct(pv)}`).join(" · ");
+    else if (present.length) {
+      const [dom, pd] = present[0];
+      main = `${dom} ${pct(pd)}`;
+      rest = present.slice(1, 4).map(([k, pv]) => `${k} ${pct(pv)}`).join(" · ");
     }
     setText(c.vemoMain, main);
+    setAttr(c.vemoMain, "title", main === DASH ? null : main);
     setText(c.vemoRest, rest);
-    c.vemoTile.classList.toggle("is-note", status !== "ok" && status !== "none" && !ve);
+    setClass(c.vemoTile, "is-note", status !== "ok" && status !== "none" && !ve);
   }
 
   function detailRow(dl, label, value) {
@@ -747,11 +1191,16 @@
     const s = p.state;
     const f = s && s.face && typeof s.face === "object" ? s.face : null;
     const v = s && s.voice && typeof s.voice === "object" ? s.voice : null;
-    const t = talkById.get(p.info.participant_id) || null;
+    const t = talkOf(p);
     const parts = [];
 
-    const faceH = el("h4", "more-h", f ? `Face (track ${f.track_id ?? DASH})` : "Face");
-    parts.push(faceH);
+    parts.push(el("h4", "more-h", f ? `Face (track ${f.track_id ?? DASH})` : "Face"));
+    const fe = s && s.emotion && typeof s.emotion === "object" ? presentProbs(s.emotion.probs) : [];
+    if (fe.length) {
+      const dl = el("dl", "more-list");
+      detailRow(dl, "Face model", fe.slice(0, 3).map(([k, pv]) => `${k} ${pct(pv)}`).join(", "));
+      parts.push(dl);
+    }
     if (!f) {
       parts.push(el("p", "more-note", s && s.face_visible ?
         "No landmark readings (this deployment's face detector gives none)." :
@@ -777,10 +1226,7 @@
           const lab = el("span", "au-name", au);
           lab.title = AU_NAMES[au] || "";
           const m = meter(`${au} ${AU_NAMES[au] || ""} intensity, 0 to 5`, 0, 5, false);
-          if (isNum(val)) {
-            setWidth(m.fill, val / 5);
-            m.meter.setAttribute("aria-valuenow", clamp(val, 0, 5).toFixed(1));
-          }
+          setMeter(m, isNum(val) ? val : null, 0, 5);
           li.append(lab, m.meter, el("span", "au-val", num(val, 1)));
           ul.append(li);
         }
@@ -793,17 +1239,17 @@
       if (!w) {
         parts.push(el("p", "more-note", "not enough face time yet"));
       } else {
-        const dl = el("dl", "more-list");
-        detailRow(dl, "Face frames", isNum(w.face_frames) ? String(w.face_frames) : DASH);
-        detailRow(dl, "Blink frequency", isNum(w.blink_freq) ? `${num(w.blink_freq * 60, 0)}/min` : DASH);
-        detailRow(dl, "Smiling", isNum(w.smile_freq) ? pct(w.smile_freq) : DASH);
-        detailRow(dl, "Mean head pitch", deg(w.avg_head_tilt));
-        detailRow(dl, "Looking away", isNum(w.percent_away) ? `${Math.round(w.percent_away)}%` : DASH);
+        const dl2 = el("dl", "more-list");
+        detailRow(dl2, "Face frames", isNum(w.face_frames) ? String(w.face_frames) : DASH);
+        detailRow(dl2, "Blink frequency", isNum(w.blink_freq) ? `${num(w.blink_freq * 60, 0)}/min` : DASH);
+        detailRow(dl2, "Smiling", isNum(w.smile_freq) ? pct(w.smile_freq) : DASH);
+        detailRow(dl2, "Mean head pitch", deg(w.avg_head_tilt));
+        detailRow(dl2, "Looking away", isNum(w.percent_away) ? `${Math.round(w.percent_away)}%` : DASH);
         const counts = w.emotion_counts && typeof w.emotion_counts === "object" ?
           Object.entries(w.emotion_counts).filter(([, n]) => isNum(n)).sort((a, b) => b[1] - a[1]) : [];
-        detailRow(dl, "Rule labels", counts.length ?
+        detailRow(dl2, "Rule labels", counts.length ?
           counts.map(([k, n]) => `${k} ${n}`).join(", ") : "none");
-        parts.push(dl);
+        parts.push(dl2);
       }
     }
 
@@ -813,13 +1259,15 @@
     } else {
       const dl = el("dl", "more-list");
       if (v) {
-        detailRow(dl, "Pitch", isNum(v.pitch_hz) ? `${Math.round(v.pitch_hz)} Hz` : DASH);
-        detailRow(dl, "Loudness", isNum(v.loudness_dbfs) ? `${num(v.loudness_dbfs, 0)} dBFS` : DASH);
+        const z = v.prosody_z && typeof v.prosody_z === "object" ? Object.entries(v.prosody_z) : [];
+        detailRow(dl, "Prosody vs. usual", z.length ?
+          z.filter(([, n]) => isNum(n)).map(([k, n]) => `${k} ${signed(n, 1)}`).join(", ") : "learning");
+        detailRow(dl, "Pauses", isNum(v.pause_ratio) ? pct(v.pause_ratio) : DASH);
       }
       if (t) {
         detailRow(dl, "Interruptions", isNum(t.interruptions) ? String(t.interruptions) : DASH);
         detailRow(dl, "Overlap", duration(t.overlap_secs));
-        detailRow(dl, "Longest turn", duration(t.longest_turn_secs));
+        if ("longest_turn_secs" in t) detailRow(dl, "Longest turn", duration(t.longest_turn_secs));
       }
       const ve = v && v.emotion && typeof v.emotion === "object" ? v.emotion : null;
       const present = ve ? presentProbs(ve.probs) : [];
@@ -831,6 +1279,79 @@
     c.detailsBody.replaceChildren(...parts);
   }
 
+  // ---------- the states tables ----------
+  function buildStates(p) {
+    const c = p.card;
+    const rows = new Map();
+    const parts = [];
+    for (const g of headline.tableGroups) {
+      const list = defs.filter((d) => d.group === g);
+      if (!list.length) continue;
+      const table = el("table", "states-table");
+      table.dataset.group = g;
+      table.append(el("caption", null, GROUP_TITLES[g] || g));
+      const thead = el("thead");
+      const hr = el("tr");
+      for (const [h, cls] of [["State", "st-name"], ["Value", "st-value"], ["Conf.", "st-conf"],
+        ["Evidence", "st-support"]]) {
+        const th = el("th", cls, h);
+        th.scope = "col";
+        hr.append(th);
+      }
+      thead.append(hr);
+      const tbody = el("tbody");
+      for (const d of list) {
+        const tr = el("tr", notEstimable(d) ? "st-row is-not-estimable" : "st-row");
+        tr.dataset.state = d.name;
+        const th = el("th", "st-name", d.label);
+        th.scope = "row";
+        th.title = describe(d);
+        const td = el("td", "st-value");
+        const value = el("span", "st-num", DASH);
+        const why = el("span", "st-why");
+        td.append(value, why);
+        const cf = el("td", "st-conf", DASH);
+        const sup = el("td", "st-support");
+        const chip = el("span", "support", d.support);
+        chip.dataset.support = d.support;
+        chip.title = "Strength of the published evidence that what is observed bears on this state";
+        sup.append(chip);
+        tr.append(th, td, cf, sup);
+        tbody.append(tr);
+        rows.set(d.name, { d, tr, value, why, cf, key: "" });
+      }
+      table.append(thead, tbody);
+      parts.push(table);
+    }
+    const note = el("p", "states-note",
+      "Hover a name for its definition and formula. “—” means it cannot be estimated now; the reason follows.");
+    c.statesBody.replaceChildren(note, ...parts);
+    c.stateRows = rows;
+  }
+
+  function renderStates(p) {
+    const c = p.card;
+    if (!c.stateRows) buildStates(p);
+    const s = p.state;
+    for (const ref of c.stateRows.values()) {
+      const r = reading(s, ref.d.name);
+      const v = r ? r.value : null;
+      const has = isNum(v);
+      const fixed = notEstimable(ref.d);
+      const valueText = has ? fmtValue(ref.d, v) : fixed ? "not estimable" : DASH;
+      const why = has ? (r.reason || "") : (r && r.reason) || ref.d.null_reason || (s ? "" : "no state yet");
+      const cfText = has ? conf(r.confidence) : DASH;
+      const key = `${valueText}\u0000${why}\u0000${cfText}`;
+      if (key === ref.key) continue; // unchanged: no DOM writes
+      ref.key = key;
+      setText(ref.value, valueText);
+      setText(ref.why, why);
+      setAttr(ref.why, "title", why || null);
+      setText(ref.cf, cfText);
+      setClass(ref.tr, "is-null", !has);
+    }
+  }
+
   function updateAge(p) {
     const c = p.card;
     if (!c) return;
@@ -838,10 +1359,29 @@
     setText(c.updated, ago(Math.max(0, serverNow() - Number(p.state.ts))));
   }
 
+  // ---------- order and mode ----------
+  function engKey(p) {
+    const v = sortKeys.get(p.info.participant_id);
+    return isNum(v) ? v : null;
+  }
+
+  function currentSort() {
+    return sortChoice || (compact ? "engagement" : "joined");
+  }
+
   function compareTop(a, b) {
     const al = a.info.left_at != null, bl = b.info.left_at != null;
     if (al !== bl) return al ? 1 : -1;
     if (al) return b.info.left_at - a.info.left_at; // most recently left first
+    const sort = currentSort();
+    if (sort === "engagement" || sort === "engagement-desc") {
+      const ea = engKey(a), eb = engKey(b);
+      if ((ea == null) !== (eb == null)) return ea == null ? 1 : -1; // unknown after known
+      if (ea != null && ea !== eb) return sort === "engagement" ? ea - eb : eb - ea;
+    } else if (sort === "name") {
+      const c = (a.info.display_name || "").localeCompare(b.info.display_name || "");
+      if (c) return c;
+    }
     return a.info.joined_at - b.info.joined_at || a.info.participant_id.localeCompare(b.info.participant_id);
   }
 
@@ -855,7 +1395,7 @@
     return a.info.joined_at - b.info.joined_at || a.info.participant_id.localeCompare(b.info.participant_id);
   }
 
-  // Top-level participants in the usual order, each followed by the faces of its camera.
+  // Top-level participants in the chosen order, each followed by the faces of its camera.
   function sortedPeople() {
     const all = Array.from(people.values());
     const children = new Map();
@@ -880,40 +1420,434 @@
       if (kids) for (const k of kids.sort(compareSub)) add(k);
     };
     for (const p of tops) add(p);
-    for (const p of all) add(p); // parent cycles: never lose a card
+    for (const p of all) add(p); // parent cycles: never lose an entry
     return out;
   }
 
-  function layout() {
-    const list = sortedPeople();
-    for (const p of list) if (p.dirty || !p.card) renderCard(p);
-    // Reorder only where needed.
-    let prev = null;
-    for (const p of list) {
-      const node = p.card.card;
-      const expected = prev ? prev.nextSibling : cardsEl.firstChild;
-      if (node !== expected) cardsEl.insertBefore(node, expected);
-      prev = node;
+  let order = [];
+  function layout(nowMs) {
+    const present = Array.from(people.values()).filter((p) => p.info.left_at == null).length;
+    const wantCompact = viewChoice ? viewChoice === "compact" : present > COMPACT_AFTER;
+    if (wantCompact !== compact) {
+      compact = wantCompact;
+      exposed.compact = compact;
+      setClass(listEl, "is-compact", compact);
+      setAttr(viewBtn, "aria-pressed", compact ? "true" : "false");
+      setText(viewBtn, compact ? "Full cards" : "Compact rows");
+      if (!sortChoice) sortEl.value = currentSort();
+      for (const p of people.values()) p.dirty = true;
+      chartsDue = true;
     }
-    // Remove cards of participants no longer known (after a snapshot).
-    const live = new Set(list.map((p) => p.card.card));
-    for (const node of Array.from(cardsEl.children)) {
-      if (!live.has(node)) node.remove();
+    const sort = currentSort();
+    const byEngagement = sort === "engagement" || sort === "engagement-desc";
+    let resort = listDirty;
+    if (byEngagement && nowMs - sortKeysAt >= SORT_MIN_MS) {
+      const keys = new Map();
+      let changed = false;
+      for (const p of people.values()) {
+        const r = reading(p.state, LEAD);
+        const v = r && isNum(r.value) ? r.value : null;
+        keys.set(p.info.participant_id, v);
+        if (sortKeys.get(p.info.participant_id) !== v) changed = true;
+      }
+      if (changed || keys.size !== sortKeys.size) { sortKeys = keys; resort = true; }
+      sortKeysAt = nowMs;
     }
-    const present = list.filter((p) => p.info.left_at == null).length;
-    const left = list.length - present;
-    emptyEl.hidden = list.length > 0;
-    setText(countEl, list.length ? `${present} present${left ? ` · ${left} left` : ""}` : "");
-    // Timelines are redrawn by the periodic tick (at most 2x/s); draw only new ones here.
-    for (const p of list) if (!p.drawn) drawTimeline(p);
+    if (resort) order = sortedPeople();
+    listDirty = false;
+
+    for (const p of order) {
+      if (!p.item) buildItem(p);
+      const showCard = !compact || p.expanded;
+      setHidden(p.row.row, !compact);
+      setClass(p.item, "is-left", p.info.left_at != null);
+      setClass(p.item, "is-sub", !!p.info.parent_id);
+      setClass(p.item, "is-expanded", compact && p.expanded);
+      if (p.dirty) {
+        if (compact) renderRow(p);
+        if (showCard) renderCard(p);
+        p.dirty = false; // a hidden card or row is marked dirty again when shown
+      }
+      if (p.card) setHidden(p.card.card, !showCard);
+      p.visible = showCard;
+      if (p.reveal && p.card && showCard) {
+        p.reveal = false;
+        p.item.scrollIntoView({ block: "nearest" }); // an expanded row shows its card
+      }
+    }
+    if (resort) {
+      // Reorder only where needed.
+      let prev = null;
+      for (const p of order) {
+        const node = p.item;
+        const expected = prev ? prev.nextSibling : listEl.firstChild;
+        if (node !== expected) listEl.insertBefore(node, expected);
+        prev = node;
+      }
+      const live = new Set(order.map((p) => p.item));
+      for (const node of Array.from(listEl.children)) if (!live.has(node)) node.remove();
+    }
+    const left = order.length - present;
+    setHidden(emptyEl, order.length > 0);
+    setHidden(toolsEl, order.length === 0);
+    setHidden(legendEl, order.length === 0 || (compact && !order.some((p) => p.expanded)));
+    setText(countEl, order.length ? `${present} present${left ? ` · ${left} left` : ""}` : "");
+  }
+
+  // ---------- charts (uPlot, vendored) ----------
+  const hasUPlot = typeof window.uPlot === "function";
+  let hatch = null;
+  let hatchDpr = 0;
+  function hatchPattern(ctx, dpr) {
+    if (hatch && hatchDpr === dpr) return hatch;
+    const size = Math.max(4, Math.round(6 * dpr));
+    const off = document.createElement("canvas");
+    off.width = size;
+    off.height = size;
+    const o = off.getContext("2d");
+    o.fillStyle = "#eef0f3";
+    o.fillRect(0, 0, size, size);
+    o.strokeStyle = "#b4bac2";
+    o.lineWidth = Math.max(1, dpr);
+    o.beginPath();
+    o.moveTo(0, size); o.lineTo(size, 0);
+    o.moveTo(-size / 2, size / 2); o.lineTo(size / 2, -size / 2);
+    o.moveTo(size / 2, size * 1.5); o.lineTo(size * 1.5, size / 2);
+    o.stroke();
+    hatch = ctx.createPattern(off, "repeat");
+    hatchDpr = dpr;
+    return hatch;
+  }
+
+  function tickStep(win) {
+    if (win >= 1800) return 600;
+    if (win >= 600) return 120;
+    if (win >= 180) return 60;
+    if (win >= 90) return 30;
+    if (win >= 60) return 15;
+    return 5;
+  }
+
+  function tickLabel(secsAgo) {
+    if (secsAgo === 0) return "now";
+    if (secsAgo % 60 === 0) return `−${secsAgo / 60}m`;
+    return `−${secsAgo}s`;
+  }
+
+  // Band shading under the plot: the low band tinted, dashed lines at the band edges.
+  function drawBands(u) {
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const yLow = u.valToPos(bands[0], "y", true);
+    const yHigh = u.valToPos(bands[1], "y", true);
+    ctx.save();
+    ctx.fillStyle = "#f7f8fa";
+    ctx.fillRect(left, top, width, height);
+    ctx.fillStyle = "rgba(154, 103, 0, 0.08)";
+    ctx.fillRect(left, yLow, width, top + height - yLow);
+    ctx.fillStyle = "rgba(26, 127, 55, 0.06)";
+    ctx.fillRect(left, top, width, yHigh - top);
+    ctx.strokeStyle = "rgba(0, 0, 0, 0.18)";
+    ctx.lineWidth = 1;
+    ctx.setLineDash([3, 3]);
+    ctx.beginPath();
+    for (const y of [yLow, yHigh]) {
+      ctx.moveTo(left, Math.round(y) + 0.5);
+      ctx.lineTo(left + width, Math.round(y) + 0.5);
+    }
+    ctx.stroke();
+    ctx.restore();
+  }
+
+  function xAxis() {
+    return {
+      size: 16,
+      gap: 2,
+      font: "10px system-ui, sans-serif",
+      stroke: "#57606a",
+      grid: { stroke: "rgba(0, 0, 0, 0.08)", width: 1 },
+      ticks: { show: false },
+      splits: (u) => {
+        const now = serverNow();
+        const tick = tickStep(historySecs);
+        const out = [];
+        for (let t = 0; t <= historySecs + 1e-6; t += tick) out.unshift(now - t);
+        return out;
+      },
+      values: (u, splits) => {
+        const now = serverNow();
+        return splits.map((v) => tickLabel(Math.round((now - v) / 5) * 5));
+      },
+    };
+  }
+
+  function chartOpts(width, height, series, hooks) {
+    return {
+      width, height,
+      padding: [4, 14, 0, 14], // room for the edge labels ("−5m", "now")
+      legend: { show: false },
+      cursor: { show: false },
+      select: { show: false },
+      scales: { x: { time: false, auto: false }, y: { auto: false, range: [0, 1] } },
+      axes: [xAxis(), { show: false }],
+      series,
+      hooks,
+    };
+  }
+
+  function personSeries() {
+    const s = [{}];
+    chartNames.forEach((name, i) => {
+      s.push({
+        label: name,
+        stroke: seriesColor(i),
+        width: i === 0 ? 2.25 : 1.25,
+        points: { show: false },
+        spanGaps: false,
+      });
+    });
+    return s;
+  }
+
+  // No-face runs (hatched) and speaking runs (blue) as thin strips along the bottom.
+  function drawStrips(u, p) {
+    const h = p.hist;
+    const n = h.ts.length;
+    if (!n) return;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const dpr = window.devicePixelRatio || 1;
+    const sh = Math.round(3 * dpr);
+    const now = serverNow();
+    const end = p.info.left_at != null ? Math.min(now, p.info.left_at) : now;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    for (const [flags, want, style, y] of [
+      [h.face, false, hatchPattern(ctx, dpr), top + height - sh],
+      [h.spk, true, "#0969da", top + height - 2 * sh - 1],
+    ]) {
+      ctx.fillStyle = style;
+      let i = 0;
+      while (i < n) {
+        if (flags[i] !== want) { i++; continue; }
+        let j = i;
+        while (j + 1 < n && flags[j + 1] === want && h.ts[j + 1] - h.ts[j] <= GAP_SECS) j++;
+        const t1 = j + 1 < n ? h.ts[j + 1] : Math.min(end, h.ts[j] + GAP_SECS);
+        const x0 = u.valToPos(h.ts[i], "x", true);
+        const x1 = u.valToPos(Math.max(t1, h.ts[i]), "x", true);
+        ctx.fillRect(x0, y, Math.max(1, x1 - x0), sh);
+        i = j + 1;
+      }
+    }
+    ctx.restore();
+  }
+
+  function personData(p) {
+    return [p.hist.ts].concat(chartNames.map((k) => p.hist.v[k] || []));
+  }
+
+  function updatePersonChart(p, now) {
+    const c = p.card;
+    if (!hasUPlot || !c || !chartNames.length) return;
+    const w = c.chartEl.clientWidth;
+    if (!w) return; // not laid out (hidden)
+    if (!p.chart) {
+      p.chart = new window.uPlot(
+        chartOpts(w, CHART_H, personSeries(), {
+          drawClear: [drawBands],
+          draw: [(u) => drawStrips(u, p)],
+        }),
+        personData(p), c.chartEl);
+      p.chartVer = p.hist.ver;
+    } else {
+      if (p.chart.width !== w) p.chart.setSize({ width: w, height: CHART_H });
+      if (p.chartVer !== p.hist.ver) {
+        p.chart.setData(personData(p), false);
+        p.chartVer = p.hist.ver;
+      }
+    }
+    p.chart.setScale("x", { min: now - historySecs, max: now });
+  }
+
+  let roomChart = null;
+  let roomChartVer = -1;
+  function drawMoments(u) {
+    if (!moments.length) return;
+    const ctx = u.ctx;
+    const { top, height } = u.bbox;
+    const dpr = window.devicePixelRatio || 1;
+    ctx.save();
+    ctx.lineWidth = Math.max(1, dpr);
+    ctx.setLineDash([2 * dpr, 2 * dpr]);
+    for (const m of moments) {
+      const x = Math.round(u.valToPos(m.ts, "x", true)) + 0.5;
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+      ctx.strokeStyle = MOMENT_COLORS[m.kind] || "#57606a";
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+    }
+    ctx.restore();
+  }
+
+  function updateRoomChart(now) {
+    if (!hasUPlot) return;
+    const node = strip.roomChartEl;
+    const w = node.clientWidth;
+    if (!w) return;
+    const data = [roomHist.ts, roomHist.eng];
+    if (!roomChart) {
+      roomChart = new window.uPlot(
+        chartOpts(w, ROOM_CHART_H, [{}, {
+          label: "room", stroke: LEAD_COLOR, width: 2, points: { show: false }, spanGaps: false,
+          fill: "rgba(31, 35, 40, 0.06)",
+        }], { drawClear: [drawBands], draw: [drawMoments] }),
+        data, node);
+      roomChartVer = roomHist.ver;
+    } else {
+      if (roomChart.width !== w) roomChart.setSize({ width: w, height: ROOM_CHART_H });
+      if (roomChartVer !== roomHist.ver) { roomChart.setData(data, false); roomChartVer = roomHist.ver; }
+    }
+    roomChart.setScale("x", { min: now - historySecs, max: now });
+  }
+
+  // Charts in the viewport only (a 49-card page draws the few that can be seen).
+  const onScreen = new WeakSet();
+  const chartObserver = typeof IntersectionObserver === "function" ?
+    new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (e.isIntersecting) onScreen.add(e.target); else onScreen.delete(e.target);
+      }
+      chartsDue = true;
+      scheduleRender();
+    }, { rootMargin: "200px 0px" }) : null;
+
+  function drawCharts() {
+    chartsDue = false;
+    const now = serverNow();
+    updateRoomChart(now);
+    const shown = Array.from(people.values()).filter((p) => p.card && p.visible);
+    // A few cards: draw them all; many: only those near the viewport.
+    const all = !chartObserver || shown.length <= COMPACT_AFTER;
+    for (const p of shown) {
+      if (all || onScreen.has(p.card.chartEl)) updatePersonChart(p, now);
+    }
+  }
+
+  // ---------- the room and moments ----------
+  function addRoomPoint(ts, engagement) {
+    const n = roomHist.ts.length;
+    if (!isNum(ts) || (n && ts <= roomHist.ts[n - 1])) return;
+    if (n && ts - roomHist.ts[n - 1] > GAP_SECS) {
+      roomHist.ts.push(roomHist.ts[n - 1] + GAP_SECS / 2);
+      roomHist.eng.push(null);
+    }
+    roomHist.ts.push(ts);
+    roomHist.eng.push(isNum(engagement) ? engagement : null);
+    roomHist.ver++;
+  }
+
+  function applyRoom(r) {
+    if (!r || typeof r !== "object") return;
+    if (room && isNum(room.ts) && isNum(r.ts) && r.ts < room.ts) return;
+    const trendsChanged = JSON.stringify((room && room.trends) || {}) !== JSON.stringify(r.trends || {});
+    room = r;
+    exposed.room = r;
+    addRoomPoint(Number(r.ts), r.engagement);
+    roomDirty = true;
+    if (trendsChanged) for (const p of people.values()) p.dirty = true;
+  }
+
+  function addMoment(m) {
+    if (!m || typeof m !== "object" || !isNum(m.ts)) return false;
+    if (moments.some((x) => x.ts === m.ts && x.kind === m.kind)) return false;
+    moments.push(m);
+    moments.sort((a, b) => a.ts - b.ts);
+    const cutoff = serverNow() - historySecs - 30;
+    while (moments.length > 200 || (moments.length && moments[0].ts < cutoff)) moments.shift();
+    exposed.moments = moments;
+    roomDirty = true;
+    return true;
+  }
+
+  function momentText(m) {
+    const who = namesOf(m.participants);
+    switch (m.kind) {
+      case "engagement_drop":
+        return `${who || "Room"} engagement fell ${num(Math.abs(m.value), 2)} within ${span(m.window_secs)}`;
+      case "engagement_rise":
+        return `${who || "Room"} engagement rose ${num(Math.abs(m.value), 2)} within ${span(m.window_secs)}`;
+      case "long_silence":
+        return `${who || "Someone"} silent for ${span(m.value)} while others spoke`;
+      case "joint_smiles":
+        return `${who || `${Math.round(m.value)} faces`} smiled at the same time`;
+      default:
+        return String(m.kind || "moment").replace(/_/g, " ");
+    }
+  }
+
+  function speakingText(ids) {
+    return Array.isArray(ids) && ids.length ? `while ${namesOf(ids)} spoke` : "no one speaking";
+  }
+
+  function renderRoom() {
+    roomDirty = false;
+    const r = room;
+    setHidden(strip.room, !r);
+    if (r) {
+      const b = band(r.engagement);
+      setData(strip.roomBand, "band", b);
+      setText(strip.roomBand, b === "unknown" ? "unknown" : b);
+      setText(strip.roomEng, isNum(r.engagement) ? num(r.engagement, 2) : DASH);
+      renderTrend(strip.roomTrend, r.trend, r.trend_change);
+      setText(strip.roomMood, r.mood ? `mood: ${r.mood}` : "mood: —");
+      const bits = [];
+      if (isNum(r.engagement_n) && isNum(r.present)) bits.push(`over ${r.engagement_n} of ${r.present} present`);
+      if (r.dominant) bits.push(`most show ${r.dominant}`);
+      if (isNum(r.valence)) bits.push(`valence ${signed(r.valence, 2)}`);
+      if (isNum(r.arousal)) bits.push(`arousal ${signed(r.arousal, 2)}`);
+      setText(strip.roomNote, bits.join(" · "));
+    } else {
+      setText(strip.roomNote, "");
+    }
+    // Moments, newest first: rebuilt only when the list (or a name in it) changes.
+    const shown = moments.slice(-MOMENTS_SHOWN).reverse();
+    const texts = shown.map((m) => [m, momentText(m), speakingText(m.speaking)]);
+    const key = texts.map(([m, a, b]) => `${m.ts}\u0000${a}\u0000${b}`).join("\u0001");
+    if (key !== strip.momentsKey) {
+      strip.momentsKey = key;
+      strip.moments.replaceChildren(...texts.map(([m, what, who]) => {
+        const li = el("li", "moment");
+        li.dataset.kind = String(m.kind);
+        const glyph = el("span", "m-glyph", MOMENT_GLYPHS[m.kind] || "•");
+        glyph.setAttribute("aria-hidden", "true");
+        glyph.style.color = MOMENT_COLORS[m.kind] || "";
+        const time = el("time", "m-time", clockTime(m.ts));
+        time.dateTime = new Date((m.ts - clockOffset) * 1000).toISOString();
+        const body = el("span", "m-body");
+        body.append(el("span", "m-what", what), " ", el("span", "m-who", who));
+        li.append(glyph, time, body);
+        return li;
+      }));
+    }
+    setHidden(strip.momentsNone, shown.length > 0);
+    renderStripVisibility();
+  }
+
+  function renderStripVisibility() {
+    setHidden(strip.root, !room && !talk && !moments.length);
   }
 
   // ---------- conversation strip ----------
   function renderTalk() {
     talkDirty = false;
     const t = talk;
-    setHidden(strip.root, !t);
-    if (!t) return;
+    setHidden(strip.talkPart, !t);
+    renderStripVisibility();
+    if (!t) { setText(strip.duration, DASH); return; }
 
     // Who is speaking now: rebuilt only when the set (or a name) changes.
     const ids = Array.isArray(t.speaking) ? t.speaking.map(String) : [];
@@ -932,15 +1866,16 @@
       setHidden(strip.nobody, ids.length > 0);
     }
 
-    // Talk share: one segment per participant, in the cards' order (stable, no jumping).
+    // Talk share: one segment per participant, in join order (stable, no jumping).
     const entries = new Map();
     for (const e of Array.isArray(t.participants) ? t.participants : []) {
       if (e && e.participant_id != null) entries.set(String(e.participant_id), e);
     }
-    const order = sortedPeople().map((p) => p.info.participant_id).filter((id) => entries.has(id));
-    for (const id of entries.keys()) if (!order.includes(id)) order.push(id);
+    const ordered = Array.from(people.values()).sort((a, b) => a.info.joined_at - b.info.joined_at)
+      .map((p) => p.info.participant_id).filter((id) => entries.has(id));
+    for (const id of entries.keys()) if (!ordered.includes(id)) ordered.push(id);
     let total = 0;
-    for (const id of order) {
+    for (const id of ordered) {
       const sh = entries.get(id).talk_share;
       if (isNum(sh) && sh > 0) total += sh;
     }
@@ -948,7 +1883,7 @@
     const seen = new Set();
     let prevSeg = null;
     let prevLi = null;
-    for (const id of order) {
+    for (const id of ordered) {
       const e = entries.get(id);
       seen.add(id);
       let ref = strip.segments.get(id);
@@ -969,18 +1904,20 @@
       }
       const [bg, fg] = partyColor(id);
       if (ref.seg.style.background !== bg) { ref.seg.style.background = bg; ref.seg.style.color = fg; }
-      if (ref.sw.style.background !== bg) ref.sw.style.background = bg;
+      setStyle(ref.sw, "background", bg);
       const sh = isNum(e.talk_share) && e.talk_share > 0 ? e.talk_share : 0;
       const frac = total > 0 ? sh / total : 0;
       setWidth(ref.seg, frac);
       setHidden(ref.seg, frac <= 0);
+      // A legend entry for everyone who spoke; silent ones stay out of a 49-person legend.
+      setHidden(ref.li, sh <= 0 && entries.size > COMPACT_AFTER);
       const nm = nameOf(id);
       setText(ref.segText, `${nm} ${pct(e.talk_share)}`);
       setAttr(ref.seg, "title", `${nm}: ${pct(e.talk_share)} of speech, ${duration(e.talk_secs)}`);
       setText(ref.name, nm);
       setText(ref.value, `${pct(e.talk_share)} · ${duration(e.talk_secs)}`);
-      ref.li.classList.toggle("is-speaking", ids.includes(id));
-      labels.push(`${nm} ${pct(e.talk_share)}`);
+      setClass(ref.li, "is-speaking", ids.includes(id));
+      if (sh > 0 || entries.size <= COMPACT_AFTER) labels.push(`${nm} ${pct(e.talk_share)}`);
       const expSeg = prevSeg ? prevSeg.nextSibling : strip.bar.firstChild;
       if (ref.seg !== expSeg) strip.bar.insertBefore(ref.seg, expSeg);
       const expLi = prevLi ? prevLi.nextSibling : strip.legend.firstChild;
@@ -1020,7 +1957,7 @@
     }
     for (const id of changed) {
       const p = people.get(id);
-      if (p) p.dirty = true;
+      if (p && p.card) p.dirty = true; // the card's talk tile; rows do not show talk
     }
     talkDirty = true;
   }
@@ -1060,13 +1997,23 @@
   // ---------- render scheduling: at most every RENDER_MIN_MS, on an animation frame ----------
   let renderQueued = false;
   let lastRender = -Infinity;
+  let agesDue = false;
   function renderNow() {
     renderQueued = false;
-    lastRender = performance.now();
-    let needLayout = false;
-    for (const p of people.values()) if (p.dirty || !p.card) { needLayout = true; break; }
-    if (needLayout || cardsEl.children.length !== people.size) layout();
+    const t0 = performance.now();
+    lastRender = t0;
+    layout(t0);
     if (talkDirty) renderTalk();
+    if (roomDirty) renderRoom();
+    if (agesDue) {
+      agesDue = false;
+      for (const p of people.values()) if (p.visible) updateAge(p);
+    }
+    if (chartsDue) drawCharts();
+    const dt = performance.now() - t0;
+    stats.frames += 1;
+    stats.renderMs += dt;
+    sample(stats.renderSamples, dt);
   }
 
   function scheduleRender() {
@@ -1077,170 +2024,24 @@
     else requestAnimationFrame(renderNow);
   }
 
-  // ---------- timeline ----------
-  let hatch = null;
-  let hatchDpr = 0;
-  function hatchPattern(ctx, dpr) {
-    if (hatch && hatchDpr === dpr) return hatch;
-    const size = Math.max(4, Math.round(6 * dpr));
-    const off = document.createElement("canvas");
-    off.width = size;
-    off.height = size;
-    const o = off.getContext("2d");
-    o.fillStyle = "#eef0f3";
-    o.fillRect(0, 0, size, size);
-    o.strokeStyle = "#b4bac2";
-    o.lineWidth = Math.max(1, dpr);
-    o.beginPath();
-    o.moveTo(0, size); o.lineTo(size, 0);
-    o.moveTo(-size / 2, size / 2); o.lineTo(size / 2, -size / 2);
-    o.moveTo(size / 2, size * 1.5); o.lineTo(size * 1.5, size / 2);
-    o.stroke();
-    hatch = ctx.createPattern(off, "repeat");
-    hatchDpr = dpr;
-    return hatch;
-  }
-
-  function tickStep(win) {
-    if (win >= 1800) return 600;
-    if (win >= 600) return 120;
-    if (win >= 180) return 60;
-    if (win >= 60) return 15;
-    return 5;
-  }
-
-  function tickLabel(secsAgo) {
-    if (secsAgo === 0) return "now";
-    if (secsAgo % 60 === 0) return `-${secsAgo / 60}m`;
-    return `-${secsAgo}s`;
-  }
-
-  function nominalStep(h) {
-    const n = h.length;
-    if (n < 2) return 1;
-    const diffs = [];
-    for (let i = Math.max(1, n - 40); i < n; i++) diffs.push(h[i].ts - h[i - 1].ts);
-    diffs.sort((a, b) => a - b);
-    return Math.max(0.05, Math.min(10, diffs[diffs.length >> 1]));
-  }
-
-  function drawTimeline(p) {
-    if (!p.card) return;
-    const canvas = p.card.canvas;
-    const cssW = canvas.clientWidth;
-    if (!cssW) return; // not laid out (hidden)
-    p.drawn = true;
-    const dpr = window.devicePixelRatio || 1;
-    const W = Math.max(1, Math.round(cssW * dpr));
-    const Htot = Math.max(1, Math.round((PLOT_H + AXIS_H) * dpr));
-    if (canvas.width !== W) canvas.width = W;
-    if (canvas.height !== Htot) canvas.height = Htot;
-    const ctx = canvas.getContext("2d");
-    const H = Math.round(PLOT_H * dpr);
-    ctx.clearRect(0, 0, W, Htot);
-
-    const now = serverNow();
-    const win = historySecs;
-    const start = now - win;
-    const binDur = win / W;
-    const h = p.history;
-    const step = nominalStep(h);
-    const gapMax = Math.max(2.5, 3 * step);
-    const endCap = p.info.left_at != null ? Math.min(now, p.info.left_at) : now;
-
-    // Time-weighted accumulation of each point's coverage [ts, next ts) into device-pixel bins.
-    const acc = new Float32Array(W * 7);
-    const wFace = new Float32Array(W);
-    const wNo = new Float32Array(W);
-    for (let i = 0; i < h.length; i++) {
-      const pt = h[i];
-      let a = pt.ts;
-      let b = i + 1 < h.length ? Math.min(h[i + 1].ts, a + gapMax) : Math.min(endCap, a + gapMax);
-      if (b <= start || a >= now) continue;
-      a = Math.max(a, start);
-      b = Math.min(b, now);
-      if (b <= a) continue;
-      const k0 = Math.max(0, Math.floor((a - start) / binDur));
-      const k1 = Math.min(W - 1, Math.floor((b - start) / binDur - 1e-9));
-      for (let k = k0; k <= k1; k++) {
-        const bs = start + k * binDur;
-        const ov = Math.min(b, bs + binDur) - Math.max(a, bs);
-        if (ov <= 0) continue;
-        if (pt.face && pt.probs) {
-          wFace[k] += ov;
-          for (let j = 0; j < 7; j++) acc[k * 7 + j] += ov * pt.probs[j];
-        } else {
-          wNo[k] += ov;
-        }
-      }
-    }
-
-    // Plot background.
-    ctx.fillStyle = "#f7f8fa";
-    ctx.fillRect(0, 0, W, H);
-
-    // No-face runs: hatched grey.
-    ctx.fillStyle = hatchPattern(ctx, dpr);
-    let runStart = -1;
-    for (let k = 0; k <= W; k++) {
-      const isNo = k < W && wNo[k] > 0 && wNo[k] >= wFace[k];
-      if (isNo && runStart < 0) runStart = k;
-      if (!isNo && runStart >= 0) { ctx.fillRect(runStart, 0, k - runStart, H); runStart = -1; }
-    }
-
-    // Face runs: stacked areas, drawn top layer first from the baseline so no seams show.
-    const isFace = (k) => wFace[k] > 0 && wFace[k] > wNo[k];
-    let k = 0;
-    while (k < W) {
-      if (!isFace(k)) { k++; continue; }
-      let e = k;
-      while (e + 1 < W && isFace(e + 1)) e++;
-      for (let j = 6; j >= 0; j--) {
-        ctx.beginPath();
-        ctx.moveTo(k, H);
-        for (let x = k; x <= e; x++) {
-          let cum = 0;
-          for (let q = 0; q <= j; q++) cum += acc[x * 7 + q];
-          const y = H - (cum / wFace[x]) * H;
-          ctx.lineTo(x, y);
-          ctx.lineTo(x + 1, y);
-        }
-        ctx.lineTo(e + 1, H);
-        ctx.closePath();
-        ctx.fillStyle = COLORS[EMOTIONS[j]];
-        ctx.fill();
-      }
-      k = e + 1;
-    }
-
-    // Axis: grid lines and "-5m … now" labels.
-    const tick = tickStep(win);
-    ctx.font = `${10 * dpr}px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif`;
-    ctx.textBaseline = "top";
-    for (let t = 0; t <= win + 1e-6; t += tick) {
-      const x = Math.round(W - (t / win) * W);
-      ctx.fillStyle = GRID_COLOR;
-      ctx.fillRect(Math.min(W - 1, x), 0, Math.max(1, Math.round(dpr)), H);
-      const label = tickLabel(Math.round(t));
-      ctx.fillStyle = AXIS_COLOR;
-      ctx.textAlign = t === 0 ? "right" : x <= 1 ? "left" : "center";
-      ctx.fillText(label, t === 0 ? W : x, H + 2 * dpr);
-    }
-  }
-
-  // ---------- periodic tick ----------
+  // ---------- periodic tick: time moves on (charts scroll, "updated … ago") ----------
   setInterval(() => {
     if (document.hidden) return;
     const now = serverNow();
     for (const p of people.values()) {
-      trimHistory(p, now);
-      updateAge(p);
-      drawTimeline(p);
+      const before = p.hist.ver;
+      trimHist(p.hist, now);
+      if (compact && p.hist.ver !== before) p.dirty = true; // the row's "what moved"
     }
+    trimHist(roomHist, now);
+    agesDue = true;
+    chartsDue = true;
+    scheduleRender();
   }, TICK_MS);
 
   window.addEventListener("resize", () => {
-    for (const p of people.values()) drawTimeline(p);
+    chartsDue = true;
+    scheduleRender();
   });
 
   // ---------- messages ----------
@@ -1251,38 +2052,62 @@
       titleEl.textContent = msg.meeting.name;
       document.title = `${msg.meeting.name} · meetmood sidebar`;
     }
-    const oldCards = new Map();
-    for (const [id, p] of people) if (p.card) oldCards.set(id, p.card);
-    people.clear();
+    if (Array.isArray(msg.engagement_bands) && msg.engagement_bands.length === 2 &&
+        msg.engagement_bands.every(isNum)) {
+      bands = [Number(msg.engagement_bands[0]), Number(msg.engagement_bands[1])];
+    }
+    setDefinitions(msg.definitions);
+    // Participants: the snapshot replaces ours; entries (and their DOM) of known ids are reused.
+    const seen = new Set();
     exposed.participants = {};
     for (const info of Array.isArray(msg.participants) ? msg.participants : []) {
       if (!info || info.participant_id == null) continue;
-      const p = upsertParticipant(info);
-      if (!p.card && oldCards.has(p.info.participant_id)) p.card = oldCards.get(p.info.participant_id);
-      const hist = msg.history && msg.history[p.info.participant_id];
+      const id = String(info.participant_id);
+      const old = people.get(id);
+      if (old) { old.state = null; old.hist = newHist(); old.chartVer = -1; old.dirty = true; }
+      const p = upsertParticipant(Object.assign({}, info, { state: null }));
+      seen.add(id);
+      const hist = msg.history && msg.history[id];
       if (Array.isArray(hist)) {
         for (const hp of hist) {
-          const ts = Number(hp.ts);
+          const ts = Number(hp && hp.ts);
           if (!isFinite(ts)) continue;
-          addHistoryPoint(p, ts, hp.face_visible, hp.face_visible ? probsArray(hp.probs) : null);
+          addPoint(p, ts, hp.face_visible, hp.is_speaking, (k) => hp[k]);
         }
       }
-      if (p.state) {
-        addHistoryPoint(p, Number(p.state.ts), p.state.face_visible,
-          p.state.emotion ? probsArray(p.state.emotion.probs) : null);
-      }
-      trimHistory(p, serverNow());
+      if (info.state) applyState(p, info.state, true);
+      trimHist(p.hist, serverNow());
+      publish(p);
     }
-    // The snapshot's talk figures replace ours (null: none yet); notices only add up.
+    for (const [id, p] of people) {
+      if (seen.has(id)) continue;
+      dropCard(p);
+      if (p.item) p.item.remove();
+      people.delete(id);
+    }
+    listDirty = true;
+    // Room, moments and talk figures replace ours (null: none yet); notices only add up.
+    room = null;
+    exposed.room = null;
+    roomHist.ts = [];
+    roomHist.eng = [];
+    roomHist.ver++;
+    for (const rp of Array.isArray(msg.room_history) ? msg.room_history : []) {
+      if (rp) addRoomPoint(Number(rp.ts), rp.engagement);
+    }
+    if (msg.room) applyRoom(msg.room);
+    moments = [];
+    for (const m of Array.isArray(msg.moments) ? msg.moments : []) addMoment(m);
+    exposed.moments = moments;
     talk = null;
     exposed.talk = null;
     talkById.clear();
     if (msg.talk) applyTalk(msg.talk);
     talkDirty = true;
+    roomDirty = true;
+    chartsDue = true;
     for (const n of Array.isArray(msg.notices) ? msg.notices : []) addNotice(n);
-    layout();
-    renderTalk();
-    for (const p of people.values()) drawTimeline(p);
+    sortKeysAt = -Infinity;
   }
 
   function handleMessage(msg) {
@@ -1290,12 +2115,13 @@
     switch (msg.type) {
       case "snapshot":
         handleSnapshot(msg);
-        return;
+        break;
       case "participant_joined": {
         if (!msg.participant || msg.participant.participant_id == null) return;
         const p = upsertParticipant(msg.participant);
         announce(`${p.info.display_name || "Someone"} joined`);
         if (talk) talkDirty = true; // names in the strip
+        if (moments.length) roomDirty = true;
         break;
       }
       case "participant_left": {
@@ -1304,6 +2130,7 @@
         p.info.left_at = Number(msg.ts) || serverNow();
         p.info.leave_reason = msg.reason == null ? null : String(msg.reason);
         p.dirty = true;
+        listDirty = true;
         publish(p);
         announce(`${p.info.display_name || "Someone"} left`);
         break;
@@ -1323,6 +2150,15 @@
       }
       case "talk":
         applyTalk(msg);
+        break;
+      case "room":
+        applyRoom(msg.room);
+        break;
+      case "moment":
+        if (addMoment(msg.moment)) {
+          announce(`${momentText(msg.moment)}, ${speakingText(msg.moment.speaking)}`);
+          chartsDue = true;
+        }
         break;
       case "notice":
         addNotice(msg);
@@ -1373,6 +2209,7 @@
     });
     sock.addEventListener("message", (ev) => {
       if (sock !== ws) return;
+      const t0 = performance.now();
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       if (msg && msg.type === "snapshot") {
@@ -1381,6 +2218,10 @@
         setConn("live", "Live");
       }
       handleMessage(msg);
+      const dt = performance.now() - t0;
+      stats.messages += 1;
+      stats.handlerMs += dt;
+      sample(stats.handlerSamples, dt);
     });
     sock.addEventListener("close", () => {
       if (sock !== ws) return;
@@ -1420,6 +2261,19 @@
     if (exposed.socketState !== "live") setConn("offline", "Offline");
   });
 
+  // ---------- list controls ----------
+  sortEl.addEventListener("change", () => {
+    sortChoice = sortEl.value;
+    sortKeysAt = -Infinity;
+    listDirty = true;
+    scheduleRender();
+  });
+  viewBtn.addEventListener("click", () => {
+    viewChoice = compact ? "cards" : "compact";
+    listDirty = true;
+    scheduleRender();
+  });
+
   // ---------- copy join link ----------
   const copyBtn = document.getElementById("copy-join");
   const joinInput = document.getElementById("join-url");
@@ -1447,8 +2301,9 @@
   });
   joinInput.addEventListener("focus", () => joinInput.select());
 
-  buildLegend();
-  layout();
+  sortEl.value = currentSort();
+  layout(performance.now());
   renderTalk();
+  renderRoom();
   connect();
 })();
