@@ -11,10 +11,9 @@ States are stored with their field groups as JSON (``emotion``, ``face``,
 ``voice``, ``talk``, ``readings``), so adding a field or a registry state needs no
 schema migration; ``ts``, ``face_visible``, ``is_speaking``, ``stale`` and
 ``engagement`` are columns for queries. :meth:`Store.read_states` gives them back as
-:class:`~bot.types.ParticipantState`. Readings are stored as
-``[value, confidence, reason, sources]`` (trailing empty parts left out); states
-whose registry entry always reads ``None`` are not stored, and read back from the
-registry.
+:class:`~bot.types.ParticipantState`. Readings are stored compactly (see
+:func:`encode_readings`): about 1.2 kB a state, 2 states a second per participant at the
+default sampling.
 
 Only derived scores are stored, never media. The host token is stored as a
 SHA-256 hash; the join token in clear, because the host needs to see the join
