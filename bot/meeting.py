@@ -205,7 +205,7 @@ class LiveMeeting:
         log.info("participant joined", extra={"meeting": self.record.id, "participant": record.id})
         if self._ticker is None:
             self._ticker = self._spawn(self._tick_loop(), f"meeting.tick.{self.record.id}")
-        source.start(session.add_track)
+        source.start(record.id, session.add_track, self.observe)
         participant.watcher = self._spawn(self._watch(participant), f"source.watch.{record.id}")
         return participant
 

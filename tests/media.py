@@ -201,7 +201,7 @@ class TrackSource:
         self.pacing = RealtimePacing
         self.closed = asyncio.Event()
 
-    def start(self, on_track: Any) -> None:
+    def start(self, participant_id: str, on_track: Any, emit: Any) -> None:
         for track in self.tracks:
             on_track(track)
 

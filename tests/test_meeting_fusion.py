@@ -118,3 +118,23 @@ async def test_observations_become_states_talk_room_and_stored_pages(
     assert bad.status == 400
     await meeting.end(ada, "left")
     await meeting.end(bo, "left")
+
+
+async def test_a_source_without_media_feeds_fusion_through_emit(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    # An OpenFace-like source measures its participant itself: no tracks, observations.
+    class MeasuredSource(TrackSource):
+        def start(self, participant_id: str, on_track: Any, emit: Any) -> None:
+            for k in range(5):
+                emit(face(participant_id, 1, 1000.0 + k / 10))
+
+    client = await aiohttp_client(create_app(settings))
+    manager = client.app[MANAGER]
+    record, _ = await manager.create_meeting("Recorded")
+    meeting = await manager.live(record.id)
+    participant = meeting.join("Ada", MeasuredSource())
+    state = meeting.fused[participant.record.id].state
+    assert state.face_visible and state.ts == pytest.approx(1000.4)
+    assert state.value("happy") == pytest.approx(1.0)
+    await meeting.end(participant, "left")

@@ -2,10 +2,12 @@
 
 A :class:`MediaSource` hands a participant's tracks to their session, says when the
 media ended and why, and closes. The browser peer (:mod:`bot.sources.browser`) is one
-source; a Janus VideoRoom subscriber, a WHEP client, a recorded file and an OpenFace
-CSV plug in the same way. A source also chooses its clock and pacing
-(:mod:`bot.session.clock`): live sources run on the wall clock with the newest frame
-winning; a file can run on its own media time, faster than real time.
+source; a Janus VideoRoom subscriber, a WHEP client and a recorded file plug in the same
+way. A source without media (an OpenFace CSV: rows of landmarks, action units, pose and
+gaze already measured) hands observations straight to fusion through ``emit`` instead.
+A source also chooses its clock and pacing (:mod:`bot.session.clock`): live sources run
+on the wall clock with the newest frame winning; a file can run on its own media time,
+faster than real time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Protocol
 from aiortc.mediastreams import MediaStreamTrack
 
 from bot.session.clock import Clock, Pacing
-from bot.types import LeaveReason
+from bot.types import LeaveReason, Observation
 
 
 class MediaSource(Protocol):
@@ -32,8 +34,17 @@ class MediaSource(Protocol):
     clock: Clock
     pacing: Callable[[], Pacing]
 
-    def start(self, on_track: Callable[[MediaStreamTrack], None]) -> None:
-        """Hand every track, present and future, to ``on_track``."""
+    def start(
+        self,
+        participant_id: str,
+        on_track: Callable[[MediaStreamTrack], None],
+        emit: Callable[[Observation], None],
+    ) -> None:
+        """Hand every track of participant ``participant_id``, present and future, to ``on_track``.
+
+        A source that measures its participant itself passes its observations to
+        ``emit`` instead (they go to the meeting's fusion, as a session's do).
+        """
         ...
 
     async def wait_ended(self) -> LeaveReason:

@@ -28,7 +28,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from bot.session.clock import Clock, Pacing, RealtimePacing, SystemClock
 from bot.settings import WebRTCSettings
-from bot.types import LeaveReason
+from bot.types import LeaveReason, Observation
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,12 @@ class BrowserSource:
         pc, answer = await accept_offer(sdp, kind, settings, tracks.append)
         return cls(pc, tracks), answer.sdp
 
-    def start(self, on_track: Callable[[MediaStreamTrack], None]) -> None:
+    def start(
+        self,
+        participant_id: str,
+        on_track: Callable[[MediaStreamTrack], None],
+        emit: Callable[[Observation], None],
+    ) -> None:
         """Hand the negotiated tracks to ``on_track``, and any that arrive later."""
         # Tracks normally all arrive during setRemoteDescription; take late ones too.
         self.pc.remove_all_listeners("track")
