@@ -352,7 +352,7 @@ class LiveMeeting:
                 self.tick(self.clock())
 
     def tick(self, now: float) -> None:
-        """Publish the talk figures, refuse participants with them, then the room."""
+        """Publish the talk figures, fuse each participant with theirs, then fuse the room."""
         if self.talk is not None:
             snap = self.talk.snapshot(now)
             self.publish(talk_event(snap))
