@@ -83,7 +83,8 @@ class PipelineFigures:
     inference_mode: str
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (inclusive method); NaN without values."""
     if not values:
         return float("nan")
     if len(values) == 1:
@@ -142,17 +143,17 @@ async def bench_pipeline(
         target_analysis_fps=settings.analyzers.face_emotion.fps,
         frames_received_per_sec=round(statistics.fmean(received), 2) if received else 0.0,
         analysed_per_sec=round(statistics.fmean(analysed), 2) if analysed else 0.0,
-        latency_ms_p50=round(_pct(latencies, 50), 1),
-        latency_ms_p95=round(_pct(latencies, 95), 1),
-        inference_ms_p50=round(_pct(inference, 50), 1),
-        inference_ms_p95=round(_pct(inference, 95), 1),
+        latency_ms_p50=round(percentile(latencies, 50), 1),
+        latency_ms_p95=round(percentile(latencies, 95), 1),
+        inference_ms_p50=round(percentile(inference, 50), 1),
+        inference_ms_p95=round(percentile(inference, 95), 1),
         failures=failures,
         inference_mode=settings.inference.mode,
     )
 
 
-def format_figures(figures: PipelineFigures, as_json: bool) -> str:
-    """Render the figures as JSON or as aligned text."""
+def format_figures(figures: Any, as_json: bool) -> str:
+    """Render a benchmark's figures (a dataclass) as JSON or as aligned text."""
     data: dict[str, Any] = asdict(figures)
     if as_json:
         return json.dumps(data)

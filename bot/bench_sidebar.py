@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
 import shutil
-import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from analyzers.voice.talk import TalkTracker
+from bot.bench import percentile
 from bot.fusion import Fused, fuse
 from bot.fusion.room import RoomFusion
 from bot.meeting import LiveMeeting, MeetingManager, talk_event, talk_figures
@@ -99,14 +98,6 @@ def find_chromium() -> str:
         if path and os.path.exists(path):
             return path
     raise SystemExit("meetmood bench sidebar needs Chromium (apt-get install chromium)")
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 class _Synthetic:
@@ -374,22 +365,13 @@ async def bench_sidebar(
         events_handled=handled,
         events_handled_per_sec=round(handled / elapsed, 1),
         handler_ms_mean=round(float(raw["handlerMs"]) / handled, 3) if handled else 0.0,
-        handler_ms_p95=round(_pct([float(x) for x in raw["handlerSamples"]], 95), 3),
+        handler_ms_p95=round(percentile([float(x) for x in raw["handlerSamples"]], 95), 3),
         frames=frames,
         frames_per_sec=round(frames / elapsed, 1),
         frame_ms_mean=round(float(raw["renderMs"]) / frames, 2) if frames else 0.0,
-        frame_ms_p95=round(_pct([float(x) for x in raw["renderSamples"]], 95), 2),
+        frame_ms_p95=round(percentile([float(x) for x in raw["renderSamples"]], 95), 2),
         dropped=dropped,
         js_heap_mb=round(heap_mb, 1) if heap_mb is not None else None,
         dom_nodes=int(raw["domNodes"]),
         compact=bool(raw["compact"]),
     )
-
-
-def format_sidebar_figures(figures: SidebarFigures, as_json: bool) -> str:
-    """Render the figures as JSON or as aligned text."""
-    data: dict[str, Any] = asdict(figures)
-    if as_json:
-        return json.dumps(data)
-    width = max(len(k) for k in data)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in data.items())

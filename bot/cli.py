@@ -342,10 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.bench_command == "voice":
             return _bench_voice_command(args)
         if args.bench_command == "sidebar":
-            from bot.bench_sidebar import bench_sidebar, format_sidebar_figures
+            from bot.bench import format_figures
+            from bot.bench_sidebar import bench_sidebar
 
             result = asyncio.run(bench_sidebar(settings, args.participants, args.seconds))
-            print(format_sidebar_figures(result, args.json))
+            print(format_figures(result, args.json))
             return 0
         from bot.bench import bench_pipeline, format_figures
 

@@ -288,6 +288,10 @@ class ParticipantRecord:
         )
 
 
+#: A queued write: SQL and a function giving its parameters (run on the store thread).
+_Write = tuple[str, Callable[[], tuple[Any, ...]]]
+
+
 @dataclass(frozen=True, slots=True)
 class StatePage:
     """A page of stored states and the cursor for the next one.
@@ -311,7 +315,7 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._conn: sqlite3.Connection | None = None
         # Queued writes, in order: (SQL, parameters) built on the store thread.
-        self._pending: list[Callable[[sqlite3.Connection], None]] = []
+        self._pending: list[_Write] = []
         self._flush_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -414,18 +418,24 @@ class Store:
 
     # -- queued writes -------------------------------------------------------------
 
-    def _queue(self, sql: str, args: tuple[Any, ...]) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(sql, args)
-
-        self._pending.append(write)
+    def _queue(self, sql: str, args: Callable[[], tuple[Any, ...]]) -> None:
+        """Queue one statement; ``args`` runs on the store thread, so JSON is built off the loop."""
+        self._pending.append((sql, args))
 
     def add_participant_record(self, p: ParticipantRecord) -> None:
         """Queue a participant who joined. Call from the event loop."""
         self._queue(
             "INSERT INTO participants (id, meeting_id, display_name, source, joined_at,"
             " parent_id, face_track) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (p.id, p.meeting_id, p.display_name, p.source, p.joined_at, p.parent_id, p.face_track),
+            lambda: (
+                p.id,
+                p.meeting_id,
+                p.display_name,
+                p.source,
+                p.joined_at,
+                p.parent_id,
+                p.face_track,
+            ),
         )
 
     def end_participant(self, participant_id: str, ts: float, reason: LeaveReason) -> None:
@@ -433,41 +443,29 @@ class Store:
         self._queue(
             "UPDATE participants SET left_at = ?, leave_reason = ?"
             " WHERE id = ? AND left_at IS NULL",
-            (ts, reason, participant_id),
+            lambda: (ts, reason, participant_id),
         )
 
     def add_state(self, meeting_id: str, state: ParticipantState) -> None:
         """Queue a participant state. Call from the event loop."""
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                f"INSERT INTO states ({_STATE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-                _state_row(meeting_id, state),
-            )
-
-        self._pending.append(write)
+        self._queue(
+            f"INSERT INTO states ({_STATE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            lambda: _state_row(meeting_id, state),
+        )
 
     def add_room(self, meeting_id: str, room: RoomState) -> None:
         """Queue a room state. Call from the event loop."""
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO room_states (meeting_id, ts, engagement, data) VALUES (?, ?, ?, ?)",
-                (meeting_id, room.ts, room.engagement, _json(_ROOM, room)),
-            )
-
-        self._pending.append(write)
+        self._queue(
+            "INSERT INTO room_states (meeting_id, ts, engagement, data) VALUES (?, ?, ?, ?)",
+            lambda: (meeting_id, room.ts, room.engagement, _json(_ROOM, room)),
+        )
 
     def add_moment(self, meeting_id: str, moment: Moment) -> None:
         """Queue a notable moment. Call from the event loop."""
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO moments (meeting_id, ts, kind, data) VALUES (?, ?, ?, ?)",
-                (meeting_id, moment.ts, moment.kind, _json(_MOMENT, moment)),
-            )
-
-        self._pending.append(write)
+        self._queue(
+            "INSERT INTO moments (meeting_id, ts, kind, data) VALUES (?, ?, ?, ?)",
+            lambda: (meeting_id, moment.ts, moment.kind, _json(_MOMENT, moment)),
+        )
 
     async def flush(self) -> None:
         """Write queued writes now, in order, in one transaction."""
@@ -487,11 +485,11 @@ class Store:
             await asyncio.sleep(self.flush_interval_secs)
             await self.flush()
 
-    def _write(self, batch: list[Callable[[sqlite3.Connection], None]]) -> None:
+    def _write(self, batch: list[_Write]) -> None:
         with self._db:
             self._db.execute("BEGIN")
-            for write in batch:
-                write(self._db)
+            for sql, args in batch:
+                self._db.execute(sql, args())
 
     # -- participants ------------------------------------------------------------
 

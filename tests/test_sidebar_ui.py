@@ -24,7 +24,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from bot.bench_sidebar import bench_sidebar, format_sidebar_figures
+from bot.bench import format_figures
+from bot.bench_sidebar import CHROMIUM_ARGS, bench_sidebar
 from bot.fusion import Fused, FusionParams, fuse
 from bot.fusion.registry import band, definitions
 from bot.fusion.room import RoomFusion
@@ -95,14 +96,7 @@ async def browser() -> AsyncIterator[Browser]:
         b = await p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=list(CHROMIUM_ARGS),
         )
         try:
             yield b
@@ -893,5 +887,5 @@ async def test_bench_sidebar_reports_what_the_page_handled(tmp_path: Path) -> No
     assert figures.frames > 0
     assert figures.handler_ms_p95 >= 0 and figures.frame_ms_p95 >= 0
     assert figures.compact is False
-    text = format_sidebar_figures(figures, as_json=False)
+    text = format_figures(figures, as_json=False)
     assert "events_handled_per_sec" in text

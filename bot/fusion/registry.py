@@ -58,20 +58,9 @@ class StateDef:
     null_reason: str | None = None
 
     def describe(self) -> StateDefinition:
-        """The entry as clients see it."""
+        """The entry as clients see it (every field but the function)."""
         return StateDefinition(
-            name=self.name,
-            group=self.group,
-            label=self.label,
-            definition=self.definition,
-            unit=self.unit,
-            low=self.low,
-            high=self.high,
-            inputs=self.inputs,
-            support=self.support,
-            formula=self.formula,
-            alias_of=self.alias_of,
-            null_reason=self.null_reason,
+            **{name: getattr(self, name) for name in StateDefinition.model_fields}
         )
 
 
