@@ -39,10 +39,6 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def _opt(row: dict[str, Any], key: str) -> Any:
-    return row.get(key)
-
-
 def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
@@ -66,15 +62,15 @@ def v2_state(row: dict[str, Any]) -> ParticipantState:
             track_id=int(row["face_track"]),
             calibrated=bool(row.get("face_calibrated")),
             blinks=int(row.get("blinks") or 0),
-            blink_rate_per_min=_opt(row, "blink_rate_per_min"),
-            ear=_opt(row, "ear"),
-            smile=_opt(row, "smile"),
+            blink_rate_per_min=row.get("blink_rate_per_min"),
+            ear=row.get("ear"),
+            smile=row.get("smile"),
             is_smiling=_bool(row.get("is_smiling")),
-            head_pitch=_opt(row, "head_pitch"),
-            head_yaw=_opt(row, "head_yaw"),
-            head_roll=_opt(row, "head_roll"),
-            gaze_yaw=_opt(row, "gaze_yaw"),
-            gaze_pitch=_opt(row, "gaze_pitch"),
+            head_pitch=row.get("head_pitch"),
+            head_yaw=row.get("head_yaw"),
+            head_roll=row.get("head_roll"),
+            gaze_yaw=row.get("gaze_yaw"),
+            gaze_pitch=row.get("gaze_pitch"),
             looking_away=_bool(row.get("looking_away")),
             aus=aus or None,
             au_labels=tuple(labels.split(",")) if labels else (),
@@ -89,15 +85,15 @@ def v2_state(row: dict[str, Any]) -> ParticipantState:
         voice = VoiceMetrics(
             is_speaking=bool(row.get("is_speaking")),
             talk_secs=float(row.get("talk_secs") or 0.0),
-            arousal=_opt(row, "arousal"),
-            pitch_hz=_opt(row, "pitch_hz"),
-            loudness_dbfs=_opt(row, "loudness_dbfs"),
+            arousal=row.get("arousal"),
+            pitch_hz=row.get("pitch_hz"),
+            loudness_dbfs=row.get("loudness_dbfs"),
             emotion=voice_emotion,
             emotion_status=row["voice_status"],
         )
         talk = TalkFigures(
             talk_secs=float(row.get("talk_secs") or 0.0),
-            talk_share=_opt(row, "talk_share"),
+            talk_share=row.get("talk_share"),
             turns=int(row.get("turns") or 0),
         )
     speaking = row.get("is_speaking")

@@ -30,7 +30,7 @@ from typing import Literal
 from bot.fusion import states as f
 from bot.fusion.inputs import FusionInputs
 from bot.fusion.params import FusionParams
-from bot.types import Emotion, Reading, StateDefinition
+from bot.types import EMOTIONS, Emotion, Reading, StateDefinition
 
 Group = Literal["engagement", "affect", "basic", "vocal", "composite"]
 Support = Literal["strong", "some", "weak", "none"]
@@ -244,7 +244,7 @@ REGISTRY: tuple[StateDef, ...] = (
         compute=f.arousal,
     ),
     # -- basic expressions ------------------------------------------------------------
-    *(_basic(e) for e in f.BASIC),
+    *(_basic(e) for e in EMOTIONS),
     # -- the 11 "vocal" states --------------------------------------------------------
     StateDef(
         name="calm",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from bot.fusion.inputs import FusionInputs
 from bot.fusion.params import FusionParams
-from bot.types import EMOTIONS, Emotion, Reading
+from bot.types import Emotion, Reading
 
 #: Face expressions whose prototypes are negative displays (FACS); happy is the positive one.
 NEGATIVE = (Emotion.ANGRY, Emotion.DISGUST, Emotion.FEAR, Emotion.SAD)
@@ -541,7 +541,3 @@ class Alias:
         r = done[self.target]
         note = f"same as {self.target}"
         return Reading(r.value, r.confidence, note if r.value is not None else r.reason, r.sources)
-
-
-#: Every basic emotion in model order.
-BASIC = EMOTIONS
