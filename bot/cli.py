@@ -144,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames per call to measure (default 1,8,32)",
     )
     faces.add_argument(
-        "--seconds", type=_positive_float, default=5.0, help="least measured time per configuration"
+        "--seconds",
+        type=_non_negative_float,
+        default=5.0,
+        help="least measured time per configuration (0: just --repeats calls)",
     )
     faces.add_argument(
         "--repeats", type=_positive_int, default=3, help="least calls per configuration (default 3)"
@@ -159,6 +162,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-deepface", action="store_true", help="skip DeepFace's timing and crop comparison"
     )
     faces.add_argument("--json", action="store_true", help="print JSON")
+
+    crowd = bsub.add_parser(
+        "crowd",
+        help="faces found, followed and the cost per frame in a synthetic crowd "
+        "(a 1280x720 room camera with 20 people by default)",
+    )
+    _add_config_flags(crowd)
+    _add_face_flags(crowd)
+    crowd.add_argument("--faces", type=_positive_int, default=20, help="people (default 20)")
+    crowd.add_argument(
+        "--size",
+        type=_frame_size,
+        default=(1280, 720),
+        metavar="WxH",
+        help="frame size (default 1280x720)",
+    )
+    crowd.add_argument(
+        "--face-px",
+        type=_face_px,
+        default=(30, 60),
+        metavar="MIN,MAX",
+        help="face side of the back row and of the front row (default 30,60)",
+    )
+    crowd.add_argument(
+        "--far", action="store_true", help="a distant camera's look: blurred, noisy, JPEG"
+    )
+    crowd.add_argument(
+        "--lfw", action="store_true", help="half the faces tight LFW crops (the hardest kind)"
+    )
+    crowd.add_argument(
+        "--max-faces",
+        type=_positive_int,
+        help="faces read per frame (default: analyzers.face_emotion.max_faces)",
+    )
+    crowd.add_argument(
+        "--seconds", type=_positive_float, default=3.0, help="least measured time per frame kind"
+    )
+    crowd.add_argument(
+        "--repeats", type=_positive_int, default=3, help="least calls per frame kind (default 3)"
+    )
+    crowd.add_argument("--json", action="store_true", help="print JSON")
 
     sidebar = bsub.add_parser(
         "sidebar", help="the host page in headless Chromium under a synthetic meeting's events"
@@ -185,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     voice.add_argument("--json", action="store_true", help="print JSON")
 
-    evaluate = sub.add_parser("eval", help="measure accuracy on labelled images")
+    evaluate = sub.add_parser("eval", help="measure accuracy on labelled images or audio clips")
     esub = evaluate.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
     ev_faces = esub.add_parser(
         "faces",
@@ -231,11 +275,36 @@ def build_parser() -> argparse.ArgumentParser:
     ev_detect.add_argument(
         "--max-faces",
         type=_positive_int,
-        default=16,
-        help="most faces counted per image (default 16, the analyzer's maximum)",
+        default=CROWD_MAX_FACES,
+        help=f"most faces counted per image (default {CROWD_MAX_FACES}, the analyzer's maximum)",
     )
     ev_detect.add_argument("--verbose", action="store_true", help="add a per-image table")
     ev_detect.add_argument("--json", action="store_true", help="print JSON")
+
+    ev_voice = esub.add_parser(
+        "voice",
+        help="voice arousal AUC (high vs low), coverage and, with --model, per-class accuracy "
+        "on a folder of labelled audio clips",
+    )
+    ev_voice.add_argument("folder", type=Path, metavar="DIR", help="folder of audio clips")
+    ev_voice.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="'filename,label[,speaker]' rows (more columns are ignored); label one of angry, "
+        "bored, disgust, fear, happy, sad, surprise, neutral or an alias (anger, boredom, ...)",
+    )
+    ev_voice.add_argument(
+        "--model",
+        help="speech-emotion model id or folder, loaded offline (default: none, arousal only)",
+    )
+    ev_voice.add_argument(
+        "--device", choices=DEVICES, default="cpu", help="torch device of the emotion model"
+    )
+    _add_config_flags(ev_voice)
+    ev_voice.add_argument("--verbose", action="store_true", help="add a per-clip table")
+    ev_voice.add_argument("--json", action="store_true", help="print JSON")
 
     sets = esub.add_parser(
         "sample-sets",
@@ -248,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BENCH_BATCH_SIZES = (1, 8, 32)
+#: analyzers.face.emotion.MAX_FACES_LIMIT, spelled out so the parser does not import the
+#: analyzer (a test keeps the two equal).
+CROWD_MAX_FACES = 64
 
 
 def _positive_int(text: str) -> int:
@@ -270,6 +342,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
+
+
 def _batch_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
@@ -278,6 +360,28 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected numbers >= 1 like 1,8,32")
     return sizes
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) < 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a size like 1280x720 (64 and up)")
+    return size
+
+
+def _face_px(text: str) -> tuple[int, int]:
+    low, _, high = text.partition(",")
+    try:
+        sides = (int(low), int(high or low))
+    except ValueError:
+        sides = (0, 0)
+    if sides[0] < 8 or sides[1] < sides[0]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MIN,MAX like 30,60 (8 <= MIN <= MAX)")
+    return sides
 
 
 def _add_face_flags(p: argparse.ArgumentParser, *, model: bool = True) -> None:
@@ -398,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":
         if args.bench_command == "faces":
             return _bench_faces_command(settings, args)
+        if args.bench_command == "crowd":
+            return _bench_crowd_command(settings, args)
         if args.bench_command == "voice":
             return _bench_voice_command(args)
         if args.bench_command == "sidebar":
@@ -463,6 +569,8 @@ def _load_face_analyzer(params: FaceEmotionParams) -> FaceEmotionAnalyzer | None
 def _eval_command(settings: Settings, args: argparse.Namespace) -> int:
     from analyzers.face.eval import EvalInputError
 
+    if args.eval_command == "voice":
+        return _eval_voice(args)
     if args.eval_command == "sample-sets":
         from analyzers.face.bench import write_sample_sets
 
@@ -485,6 +593,51 @@ def _eval_command(settings: Settings, args: argparse.Namespace) -> int:
         return _eval_detect(params, args)
     except EvalInputError as e:
         return fail(str(e))
+
+
+def _eval_voice(args: argparse.Namespace) -> int:
+    from analyzers.voice import eval as voice_eval
+
+    try:
+        labels = voice_eval.read_voice_labels(args.labels)
+        voice_eval.check_clips(args.folder, labels)
+    except voice_eval.EvalInputError as e:
+        return fail(str(e))
+    classify: voice_eval.Classifier | None = None
+    expressible = None
+    if args.model is not None:
+        from collections.abc import Mapping
+
+        import numpy as np
+
+        from analyzers.base import AnalyzerUnavailable
+        from analyzers.types import Emotion
+        from analyzers.voice.audio import AudioChunk
+        from analyzers.voice.emotion import VoiceEmotionAnalyzer, VoiceEmotionParams
+        from analyzers.voice.labels import expressible as model_classes
+
+        try:
+            analyzer = VoiceEmotionAnalyzer.load(
+                VoiceEmotionParams(model=args.model, local_files_only=True, device=args.device)
+            )
+        except (ValueError, AnalyzerUnavailable) as e:
+            print(f"meetmood: cannot load the voice emotion model: {e}", file=sys.stderr)
+            return 1
+        expressible = model_classes(analyzer.id2label)
+
+        def classify(samples: np.ndarray) -> Mapping[Emotion, float]:
+            return analyzer.analyze(AudioChunk("eval", 0.0, samples)).probs
+
+    try:
+        clips = voice_eval.analyse_clips(args.folder, labels, classify=classify)
+    except voice_eval.EvalInputError as e:
+        return fail(str(e))
+    report = voice_eval.voice_report(clips, args.model, expressible)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(voice_eval.format_voice_report(report, verbose=args.verbose))
+    return 0
 
 
 def _eval_faces(params: FaceEmotionParams, args: argparse.Namespace) -> int:
@@ -578,6 +731,31 @@ def _bench_faces_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"meetmood: face bench failed: {e}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2) if args.json else format_face_bench(result))
+    return 0
+
+
+def _bench_crowd_command(settings: Settings, args: argparse.Namespace) -> int:
+    from analyzers.face.crowd import bench_crowd, format_crowd_bench
+
+    try:
+        params = face_params_from_args(settings, args)
+    except SettingsError as e:
+        return fail(str(e))
+    try:
+        result = bench_crowd(
+            params,
+            faces=args.faces,
+            size=args.size,
+            face_px=args.face_px,
+            far=args.far,
+            lfw=args.lfw,
+            seconds=args.seconds,
+            repeats=args.repeats,
+        )
+    except (ValueError, RuntimeError) as e:
+        print(f"meetmood: crowd bench failed: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else format_crowd_bench(result))
     return 0
 
 

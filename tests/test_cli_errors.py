@@ -1,4 +1,4 @@
-"""Every ``meetmood`` command reports a validation error alike: one ``key: reason`` line, status 2."""
+"""Every ``meetmood`` command reports a validation error alike: one ``key: reason`` line, exit 2."""
 
 from __future__ import annotations
 

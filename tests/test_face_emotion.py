@@ -19,6 +19,7 @@ from analyzers.device import select_device
 from analyzers.face.detector import DetectedFace, HaarFaceDetector, sort_largest_first
 from analyzers.face.emotion import (
     DEEPFACE_EMOTION_WEIGHTS,
+    MAX_FACES_LIMIT,
     FaceEmotionAnalyzer,
     FaceEmotionParams,
     deepface_weights_path,
@@ -164,8 +165,8 @@ def test_params_defaults_and_descriptions() -> None:
     assert params.fps == 15.0  # blinks are observable from 10 frames a second
     assert params.model == "mini_xception"
     assert params.detector == "mediapipe"
-    assert params.max_faces == 4
-    assert params.min_face_px == 40
+    assert params.max_faces == 24  # a room camera at a conference table
+    assert params.min_face_px == 24  # its far end: faces of 30 px and up
     assert params.deepface_home is None
     for name, field in FaceEmotionParams.model_fields.items():
         assert field.description, name
@@ -182,7 +183,7 @@ def test_params_defaults_and_descriptions() -> None:
         {"device": "tpu"},
         {"min_face_px": 15},
         {"max_faces": 0},
-        {"max_faces": 17},
+        {"max_faces": 65},
         {"torch_threads": 0},
         {"unknown": 1},
     ],
@@ -190,6 +191,13 @@ def test_params_defaults_and_descriptions() -> None:
 def test_params_reject_bad_values(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         FaceEmotionParams.model_validate(bad)
+
+
+@pytest.mark.unit
+def test_max_faces_takes_a_crowd() -> None:
+    assert FaceEmotionParams(max_faces=MAX_FACES_LIMIT).max_faces == 64
+    with pytest.raises(ValidationError, match="less than or equal to 64"):
+        FaceEmotionParams(max_faces=MAX_FACES_LIMIT + 1)
 
 
 @pytest.mark.unit

@@ -69,8 +69,16 @@ logger = logging.getLogger(__name__)
 #: frames actually taken follow the camera's own rate (15-30 fps), so aiming at 15 keeps
 #: the sampled rate at 10 or more for the usual camera rates.
 FACE_FPS = 15.0
-#: Default most faces read per frame (a meeting-room camera).
-MAX_FACES = 4
+#: Default most faces read per frame: a meeting-room camera at a conference table. Each
+#: face read costs its mesh, iris and emotion passes (about 12 ms on one CPU core); a
+#: webcam with one person pays for one.
+MAX_FACES = 24
+#: Highest ``max_faces`` accepted (a crowd or group photo; ``eval detect`` counts up to it).
+MAX_FACES_LIMIT = 64
+#: Default smallest face side, in pixels of the analysed frame: 30-px faces (the far end
+#: of a room camera's table at 1280 x 720) are then found reliably, since the detector
+#: tiles are sized for 24 px (see analyzers.face.mediapipe.landmarker.detection_windows).
+MIN_FACE_PX = 24
 #: Default seconds between face detector runs while faces are followed by their landmarks.
 DETECT_INTERVAL_SECS = 1.0
 #: Default analysis rate while no face is in view.
@@ -114,9 +122,18 @@ class FaceEmotionParams(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="Torch device; auto picks cuda, then mps, then cpu."
     )
-    min_face_px: int = Field(40, ge=16, description="Smallest face side, in pixels, to analyse.")
+    min_face_px: int = Field(
+        MIN_FACE_PX,
+        ge=16,
+        description="Smallest face side, in pixels of the analysed frame, to find and analyse "
+        "(mediapipe: its detector tiles are sized for it; smaller costs more detector windows).",
+    )
     max_faces: int = Field(
-        MAX_FACES, ge=1, le=16, description="Faces analysed per frame, largest first."
+        MAX_FACES,
+        ge=1,
+        le=MAX_FACES_LIMIT,
+        description="Faces analysed per frame, largest first (each costs its landmark and "
+        "emotion passes).",
     )
     torch_threads: int = Field(
         1, ge=1, description="torch intra-op threads in each inference worker."

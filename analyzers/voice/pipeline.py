@@ -125,8 +125,9 @@ class VoicedSegment:
         end_ts: Meeting-clock seconds where it ends.
         prosody: Prosody features of the stretch.
         z: z-scores of the features against the speaker's baseline before this
-            stretch (``loudness``, ``pitch``, ``range``, ``rate``; absent until seen).
-        arousal: ``tanh`` of the weighted mean z in [-1, 1]; None until the
+            stretch (``loudness``, ``pitch``, ``range``, ``rate``, ``alpha_ratio``,
+            ``hammarberg``; absent until seen).
+        arousal: the arousal model's ``tanh(sum(w * z) / 2)`` in [-1, 1]; None until the
             baseline holds :data:`~analyzers.voice.prosody.WARMUP_SEGMENTS` segments.
         emotion_chunks: 16 kHz float32 pieces of 1-4 s for the emotion model, in
             time order; empty when the stretch is shorter than 1 s.

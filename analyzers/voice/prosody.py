@@ -25,17 +25,32 @@ Features of one segment (16 kHz float32 mono, see :class:`ProsodyFeatures`):
 - **Pause ratio**: share of the segment spent in runs of at least
   :data:`MIN_PAUSE_SECS` whose frames are more than :data:`PAUSE_BELOW_P90_DB`
   below the segment's 90th percentile frame level.
+- **Spectral balance** (vocal effort; eGeMAPS's definitions, Eyben et al. 2016), on
+  the same 32 ms Hann spectra as the rate proxy, over the frames within
+  :data:`PAUSE_BELOW_P90_DB` of the segment's 90th percentile frame energy:
+  *alpha ratio* = summed energy 1-5 kHz over summed energy 50 Hz-1 kHz, in dB (rises
+  with effort: a pressed, loud voice has more energy up high); *Hammarberg index* =
+  strongest bin 0-2 kHz over strongest bin 2-5 kHz, in dB, mean over those frames
+  (falls with effort). Both are ratios, so a microphone's gain does not change them.
 
 Per-speaker baseline (:class:`SpeakerBaseline`) and arousal:
 
-- For each of loudness (RMS dBFS), pitch level (st), pitch range (st) and rate
-  (nuclei/s) the baseline keeps an exponentially weighted mean and variance with
-  ``alpha = max(1 / n, BASELINE_ALPHA)``: the exact running mean and population
-  variance of the first ``1 / BASELINE_ALPHA`` segments, then an exponential one.
+- For each of loudness (RMS dBFS), pitch level (st), pitch range (st), rate
+  (nuclei/s), alpha ratio (dB) and Hammarberg index (dB) the baseline keeps an
+  exponentially weighted mean and variance with ``alpha = max(1 / n, BASELINE_ALPHA)``:
+  the exact running mean and population variance of the first ``1 / BASELINE_ALPHA``
+  segments, then an exponential one.
 - ``z_i = clip((x_i - mean_i) / max(std_i, MIN_STD_i), -3, 3)``, scored against the
   baseline *before* the segment is added to it.
-- ``arousal = tanh(sum_i w_i * z_i / sum_i w_i)`` over the features present, with
-  ``w = {loudness: 0.4, pitch: 0.3, range: 0.15, rate: 0.15}`` (:data:`AROUSAL_WEIGHTS`).
+- ``arousal = tanh(sum_i w_i * z_i / 2)`` over the weighted features present, i.e.
+  ``2 * p - 1`` where ``p`` is a logistic regression's probability of high arousal
+  (no intercept, so this speaker's usual voice scores 0). The weights
+  (:data:`~analyzers.voice.arousal_model.AROUSAL_WEIGHTS`: pitch level, alpha ratio,
+  Hammarberg index, rate) were fitted on per-speaker z-scores computed exactly like
+  these, online, on five EmoDB speakers (``scripts/train_arousal.py``; figures in
+  :mod:`analyzers.voice.arousal_model`). Loudness is scored (``z["loudness"]``) but has
+  no weight: the training clips are peak-normalised, so their level says nothing about
+  effort, and a browser's automatic gain control does much the same to a meeting.
   The range is [-1, 1]: 0 is this speaker's usual, positive is more aroused.
 - Until :data:`WARMUP_SEGMENTS` segments have been seen, arousal is None: we do not
   yet know what is usual for this speaker, and 0 would claim we do.
@@ -45,10 +60,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from analyzers.voice.arousal_model import AROUSAL_WEIGHTS
 from analyzers.voice.audio import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -91,14 +108,14 @@ MIN_STD: dict[str, float] = {
     "pitch": 0.5,
     "range": 0.5,
     "rate": 0.3,
+    "alpha_ratio": 1.0,
+    "hammarberg": 1.0,
 }
-#: Weights of the z-scores in the arousal score.
-AROUSAL_WEIGHTS: dict[str, float] = {
-    "loudness": 0.4,
-    "pitch": 0.3,
-    "range": 0.15,
-    "rate": 0.15,
-}
+#: Bands of the alpha ratio (high over low) and the Hammarberg index (low over high), Hz.
+ALPHA_LOW_HZ = (50.0, 1000.0)
+ALPHA_HIGH_HZ = (1000.0, 5000.0)
+HAMMARBERG_LOW_HZ = (0.0, 2000.0)
+HAMMARBERG_HIGH_HZ = (2000.0, 5000.0)
 _Z_CLIP = 3.0
 _EPS = 1e-10
 
@@ -117,6 +134,8 @@ class ProsodyFeatures:
         rate_nuclei_per_sec: Syllable nuclei per second (a proxy for speech rate).
         pause_ratio: Share of the segment in pauses, 0..1.
         voiced_ratio: Share of YIN frames that were voiced, 0..1.
+        alpha_ratio_db: Energy 1-5 kHz over 50 Hz-1 kHz, dB; None only when built by hand.
+        hammarberg_db: Strongest bin 0-2 kHz over strongest 2-5 kHz, dB; None likewise.
     """
 
     duration_secs: float
@@ -128,6 +147,8 @@ class ProsodyFeatures:
     rate_nuclei_per_sec: float
     pause_ratio: float
     voiced_ratio: float
+    alpha_ratio_db: float | None = None
+    hammarberg_db: float | None = None
 
 
 def _frames(y: np.ndarray, frame: int, hop: int) -> np.ndarray:
@@ -216,11 +237,36 @@ def hz_to_semitones(f0_hz: float | np.ndarray) -> float | np.ndarray:
     return 12.0 * np.log2(np.asarray(f0_hz) / SEMITONE_REF_HZ)
 
 
-def _nuclei_per_sec(y: np.ndarray, duration: float) -> float:
+def _power_spectra(y: np.ndarray) -> np.ndarray:
+    """Power spectra of 32 ms Hann frames every 10 ms (frames x RATE_FRAME // 2 + 1)."""
     frames = _frames(y, RATE_FRAME, RATE_HOP) * np.hanning(RATE_FRAME)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(RATE_FRAME, 1.0 / SAMPLE_RATE)
-    band = (freqs >= RATE_BAND_HZ[0]) & (freqs <= RATE_BAND_HZ[1])
+    power: np.ndarray = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    return power
+
+
+_FREQS = np.fft.rfftfreq(RATE_FRAME, 1.0 / SAMPLE_RATE)
+
+
+def _band(lo_hi: tuple[float, float]) -> np.ndarray:
+    band: np.ndarray = (_FREQS >= lo_hi[0]) & (_FREQS < lo_hi[1])
+    return band
+
+
+def _spectral_balance(power: np.ndarray) -> tuple[float, float]:
+    """Alpha ratio and Hammarberg index (dB) over the frames near the segment's loudest."""
+    frame_db = _db(power.sum(axis=1))
+    active = power[frame_db >= np.percentile(frame_db, 90) - PAUSE_BELOW_P90_DB]
+    alpha = _db(np.array(active[:, _band(ALPHA_HIGH_HZ)].sum())) - _db(
+        np.array(active[:, _band(ALPHA_LOW_HZ)].sum())
+    )
+    hammarberg = _db(active[:, _band(HAMMARBERG_LOW_HZ)].max(axis=1)) - _db(
+        active[:, _band(HAMMARBERG_HIGH_HZ)].max(axis=1)
+    )
+    return float(alpha), float(np.mean(hammarberg))
+
+
+def _nuclei_per_sec(power: np.ndarray, duration: float) -> float:
+    band = (_FREQS >= RATE_BAND_HZ[0]) & (_FREQS <= RATE_BAND_HZ[1])
     env = _db(power[:, band].sum(axis=1))
     k = max(1, int(round(RATE_SMOOTH_SECS * SAMPLE_RATE / RATE_HOP)))
     env = np.convolve(env, np.ones(k) / k, mode="same")
@@ -279,6 +325,8 @@ def extract_prosody(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Pros
         p10, p90 = np.percentile(hz_to_semitones(f0_v), [10, 90])
         range_st = float(p90 - p10)
     frame_db = _db(np.mean(_frames(y, YIN_FRAME // 2, YIN_HOP) ** 2, axis=1))
+    power = _power_spectra(y)
+    alpha_db, hammarberg_db = _spectral_balance(power)
     return ProsodyFeatures(
         duration_secs=duration,
         f0_hz=f0_hz,
@@ -286,9 +334,11 @@ def extract_prosody(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Pros
         pitch_range_st=range_st,
         loudness_dbfs=float(_db(np.array(np.mean(y**2)))),
         loudness_p90_dbfs=float(np.percentile(frame_db, 90)),
-        rate_nuclei_per_sec=_nuclei_per_sec(y, duration),
+        rate_nuclei_per_sec=_nuclei_per_sec(power, duration),
         pause_ratio=_pause_ratio(frame_db, YIN_HOP / sample_rate),
         voiced_ratio=float(voiced.mean()) if len(voiced) else 0.0,
+        alpha_ratio_db=alpha_db,
+        hammarberg_db=hammarberg_db,
     )
 
 
@@ -298,8 +348,9 @@ class ArousalEstimate:
 
     Attributes:
         features: The segment's features.
-        z: z-score per feature present (``loudness``, ``pitch``, ``range``, ``rate``).
-        arousal: ``tanh`` of the weighted mean z in [-1, 1]; None during warm-up.
+        z: z-score per feature present (``loudness``, ``pitch``, ``range``, ``rate``,
+            ``alpha_ratio``, ``hammarberg``).
+        arousal: ``tanh(sum(w * z) / 2)`` in [-1, 1]; None during warm-up.
         segments_seen: Segments in the baseline before this one.
     """
 
@@ -315,7 +366,24 @@ def _feature_values(f: ProsodyFeatures) -> dict[str, float]:
         values["pitch"] = f.pitch_st
     if f.pitch_range_st is not None:
         values["range"] = f.pitch_range_st
+    if f.alpha_ratio_db is not None:
+        values["alpha_ratio"] = f.alpha_ratio_db
+    if f.hammarberg_db is not None:
+        values["hammarberg"] = f.hammarberg_db
     return values
+
+
+def arousal_from_z(z: Mapping[str, float]) -> float | None:
+    """``tanh(sum(w_i * z_i) / 2)`` over the weighted features in ``z``; None if none is.
+
+    ``tanh(x / 2) = 2 * sigmoid(x) - 1``: the logistic model's probability of high
+    arousal mapped onto [-1, 1]. A feature missing (no pitch in a whispered segment)
+    counts as this speaker's usual.
+    """
+    terms = [AROUSAL_WEIGHTS[k] * v for k, v in z.items() if k in AROUSAL_WEIGHTS]
+    if not terms:
+        return None
+    return math.tanh(0.5 * sum(terms))
 
 
 class SpeakerBaseline:
@@ -371,8 +439,7 @@ class SpeakerBaseline:
         seen = self.segments_seen
         z = self.z_scores(features)
         arousal = None
-        if seen >= self.warmup_segments and z:
-            total = sum(AROUSAL_WEIGHTS[k] for k in z)
-            arousal = math.tanh(sum(AROUSAL_WEIGHTS[k] * v for k, v in z.items()) / total)
+        if seen >= self.warmup_segments:
+            arousal = arousal_from_z(z)
         self.add(features)
         return ArousalEstimate(features=features, z=z, arousal=arousal, segments_seen=seen)
