@@ -4,7 +4,7 @@
 observations (:meth:`LiveMeeting.observe`), keeps the meeting's talk tracker, fuses
 each participant (:func:`bot.fusion.fuse`) and, about once a second, the room
 (:class:`~bot.fusion.room.RoomFusion`), and publishes each state and event once to
-its sinks (:mod:`bot.sinks`: the store, the sidebars, and later the summarizer and
+its sinks (:mod:`bot.sinks`: the store, the sidebars, the mood summaries, and later
 the report recorder). A face of a room camera beyond the first (an observation of
 slot 2, 3, ...) becomes a sub-participant ("Room A · face 2") fused on its own; it
 leaves when its feed does.
@@ -35,6 +35,7 @@ from bot.settings import Settings
 from bot.sinks import Sink
 from bot.sinks.live import LiveSink, Subscription
 from bot.sinks.store import StoreSink
+from bot.sinks.summaries import SummarySink
 from bot.sources import MediaSource
 from bot.sources.browser import BrowserSource, restrict_host_addresses
 from bot.store import MeetingRecord, ParticipantRecord, Store
@@ -55,6 +56,7 @@ from bot.types import (
     RoomState,
     SnapshotEvent,
     SpeakingObservation,
+    SummaryEvent,
     TalkEvent,
     TalkFigures,
     TalkObservation,
@@ -98,6 +100,7 @@ def talk_event(snap: TalkSnapshot) -> TalkEvent:
         silence_secs=snap.silence_secs,
         long_silences=snap.long_silences,
         overlap_secs=snap.overlap_secs,
+        current_silence_secs=snap.current_silence_secs,
     )
 
 
@@ -164,7 +167,12 @@ class LiveMeeting:
         self.live = LiveSink(
             settings.sidebar.state_interval_secs, settings.sidebar.max_queued_events
         )
-        self.sinks: list[Sink] = [StoreSink(store, record.id, settings.storage), self.live]
+        self.summaries = SummarySink(settings.summaries, settings.fusion, self.publish)
+        self.sinks: list[Sink] = [
+            StoreSink(store, record.id, settings.storage),
+            self.live,
+            self.summaries,
+        ]
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
 
@@ -247,6 +255,8 @@ class LiveMeeting:
             self.publish(ParticipantLeftEvent(participant_id=sub_id, ts=ts, reason="left"))
         self._forget(pid)
         self.publish(ParticipantLeftEvent(participant_id=pid, ts=ts, reason=reason))
+        if not self.participants:
+            self.summaries.meeting_ended(ts)
         log.info(
             "participant left",
             extra={"meeting": self.record.id, "participant": pid, "reason": reason},
@@ -352,7 +362,10 @@ class LiveMeeting:
                 self.tick(self.clock())
 
     def tick(self, now: float) -> None:
-        """Publish the talk figures, fuse each participant with theirs, then fuse the room."""
+        """Publish the talk figures, fuse each participant with theirs, then fuse the room.
+
+        Then start a mood summary when one is due (it is published when written).
+        """
         if self.talk is not None:
             snap = self.talk.snapshot(now)
             self.publish(talk_event(snap))
@@ -364,11 +377,17 @@ class LiveMeeting:
         self.publish(RoomEvent(room=room))
         for moment in moments:
             self.publish(MomentEvent(moment=moment))
+        self.summaries.tick(now)
+
+    async def summarize_now(self) -> SummaryEvent:
+        """The host asked for a summary: of the time since the last one, published and returned."""
+        return await self.summaries.summarize_now(self.clock())
 
     async def close(self, reason: LeaveReason = "server_shutdown") -> None:
         """End every participant, stop the meeting's tasks and let the sinks finish."""
         for p in list(self.participants.values()):
             await self.end(p, reason)
+        await self.summaries.wait()  # the meeting-end summary reaches the store
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -547,6 +566,10 @@ class MeetingManager:
             moments=await self.store.moments(meeting_id, since),
             talk=talk_event(meeting.talk.snapshot(now)) if meeting.talk is not None else None,
             notices=self.notices(),
+            summaries=await self.store.summaries(
+                meeting_id, limit=self.settings.summaries.sidebar_count
+            ),
+            summarizer=meeting.summaries.info,
         )
 
     @contextlib.asynccontextmanager

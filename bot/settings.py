@@ -81,7 +81,7 @@ class PipelineSettings(_Section):
     """Per-participant media pipeline."""
 
     frame_timeout_secs: float = Field(2.0, gt=0, le=60)
-    analysis_max_side: int = Field(640, ge=64, le=4096)
+    analysis_max_side: int = Field(1280, ge=64, le=4096)
     inference_timeout_secs: float = Field(10.0, gt=0, le=600)
     slow_inference_ms: float = Field(500, gt=0)
 
@@ -134,6 +134,16 @@ class SidebarSettings(_Section):
     state_interval_secs: float = Field(0.5, ge=0, le=60)
 
 
+class SummarySettings(_Section):
+    """Periodic mood summaries (see :mod:`bot.summaries`)."""
+
+    enabled: bool = True
+    interval_secs: float = Field(60.0, ge=5, le=3600)
+    summarizer: Literal["local"] = "local"
+    timeout_secs: float = Field(30.0, gt=0, le=300)
+    sidebar_count: int = Field(20, ge=1, le=500)
+
+
 class PrivacySettings(_Section):
     """What participants are told."""
 
@@ -160,6 +170,7 @@ class Settings(_Section):
     analyzers: AnalyzersSettings = AnalyzersSettings()
     fusion: FusionParams = FusionParams()
     sidebar: SidebarSettings = SidebarSettings()
+    summaries: SummarySettings = SummarySettings()
     privacy: PrivacySettings
     logging: LoggingSettings = LoggingSettings()
 

@@ -1,4 +1,4 @@
-"""SQLite store for meetings, participants, fused states, the room and its moments.
+"""SQLite store for meetings, participants, fused states, the room, its moments and summaries.
 
 One connection, owned by one thread (``store`` executor): every call goes
 through it, so SQLite never sees two threads and the event loop never blocks on
@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from bot.fusion.registry import BY_NAME, REGISTRY
-from bot.store_migrations import migrate, run_script
+from bot.store_migrations import migrate, migrate_v3, run_script
 from bot.types import (
     EmotionScores,
     FaceMetrics,
@@ -49,6 +49,7 @@ from bot.types import (
     Reading,
     RoomPoint,
     RoomState,
+    SummaryEvent,
     TalkFigures,
     VoiceMetrics,
 )
@@ -56,7 +57,7 @@ from bot.types import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meetings (
@@ -115,6 +116,20 @@ CREATE TABLE IF NOT EXISTS moments (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS moments_by_meeting ON moments(meeting_id, ts);
+"""
+
+#: Version 4: mood summaries, each a :class:`~bot.types.SummaryEvent` as JSON.
+SUMMARIES = """
+CREATE TABLE IF NOT EXISTS summaries (
+    id INTEGER PRIMARY KEY,
+    meeting_id TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,
+    ts REAL NOT NULL,
+    window_start REAL NOT NULL,
+    window_end REAL NOT NULL,
+    source TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS summaries_by_meeting ON summaries(meeting_id, ts);
 """
 
 _EMOTION = TypeAdapter(EmotionScores)
@@ -359,6 +374,7 @@ class Store:
             run_script(conn, _SCHEMA)
             migrate(conn, version, lambda: run_script(conn, _STATES), _state_row)
             run_script(conn, _STATES)
+            migrate_v3(conn, version, lambda: run_script(conn, SUMMARIES))
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._conn = conn
 
@@ -458,6 +474,21 @@ class Store:
         self._queue(
             "INSERT INTO room_states (meeting_id, ts, engagement, data) VALUES (?, ?, ?, ?)",
             lambda: (meeting_id, room.ts, room.engagement, _json(_ROOM, room)),
+        )
+
+    def add_summary(self, meeting_id: str, summary: SummaryEvent) -> None:
+        """Queue a mood summary. Call from the event loop."""
+        self._queue(
+            "INSERT INTO summaries (meeting_id, ts, window_start, window_end, source, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            lambda: (
+                meeting_id,
+                summary.ts,
+                summary.window_start,
+                summary.window_end,
+                summary.source,
+                summary.model_dump_json(),
+            ),
         )
 
     def add_moment(self, meeting_id: str, moment: Moment) -> None:
@@ -642,3 +673,15 @@ class Store:
             (meeting_id, since_ts),
         ).fetchall()
         return [_MOMENT.validate_json(r["data"]) for r in rows]
+
+    async def summaries(self, meeting_id: str, limit: int | None = None) -> list[SummaryEvent]:
+        """A meeting's summaries, newest first; at most ``limit`` (flushes first)."""
+        await self.flush()
+        return await self._call(self._summaries, meeting_id, limit)
+
+    def _summaries(self, meeting_id: str, limit: int | None) -> list[SummaryEvent]:
+        rows = self._db.execute(
+            "SELECT data FROM summaries WHERE meeting_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
+            (meeting_id, -1 if limit is None else limit),
+        ).fetchall()
+        return [SummaryEvent.model_validate_json(r["data"]) for r in rows]

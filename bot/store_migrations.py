@@ -5,6 +5,7 @@ landmark and voice reading. Version 3 stores each field group as JSON (see
 :mod:`bot.store`). Older states are converted row by row into
 :class:`~bot.types.ParticipantState` and written in the new form, inside the
 transaction that opens the database, so a failed migration changes nothing.
+Version 4 adds the ``summaries`` table (:func:`migrate_v3`); nothing is converted.
 """
 
 from __future__ import annotations
@@ -140,3 +141,14 @@ def migrate(
             converted,
         )
     conn.execute("DROP TABLE states_v2")
+
+
+def migrate_v3(
+    conn: sqlite3.Connection, version: int, create_summaries: Callable[[], None]
+) -> None:
+    """Bring a new, version 3 (or older, already converted) database to version 4.
+
+    Version 4 adds the ``summaries`` table; no row changes.
+    """
+    if version < 4:
+        create_summaries()

@@ -6,7 +6,7 @@ Flow: a :class:`~bot.session.ParticipantSession` turns a participant's media int
 tracker; :func:`bot.fusion.fuse` folds them into a :class:`ParticipantState`, whose
 ``readings`` hold every derived quantity of :data:`bot.fusion.registry.REGISTRY`; the
 meeting fuses the room (:class:`RoomState`, :class:`Moment`) and publishes **events**
-to its sinks (store, sidebar sockets, and later summaries and reports).
+to its sinks (store, sidebar sockets, the summarizer, and later reports).
 
 Per-frame types (``VideoSample``, ``FaceAnalysis``, ``Emotion``) live in
 ``analyzers.types`` (dependencies point one way). Data types here are frozen,
@@ -59,6 +59,9 @@ __all__ = [
     "SnapshotEvent",
     "SpeakingObservation",
     "StateDefinition",
+    "SummarizerInfo",
+    "SummaryEvent",
+    "SummaryParticipant",
     "TalkEvent",
     "TalkFigures",
     "TalkObservation",
@@ -203,7 +206,8 @@ class VoiceMetrics:
             (``arousal``, ``pitch_hz``, ``loudness_dbfs`` and ``prosody_z`` describe it);
             ``None`` before any.
         prosody_z: z-scores of that stretch against the speaker's baseline
-            (``loudness``, ``pitch``, ``range``, ``rate``); empty during warm-up.
+            (``loudness``, ``pitch``, ``range``, ``rate``, ``alpha_ratio``,
+            ``hammarberg``); empty during warm-up.
         pause_ratio: Share of that stretch spent in pauses, 0..1.
         emotion: The speech-emotion model's scores for the last classified piece.
         emotion_status: ``ok`` (scores present), ``waiting`` (no piece of 1-4 s
@@ -574,6 +578,7 @@ class TalkEvent(_Event):
     silence_secs: float
     long_silences: int
     overlap_secs: float
+    current_silence_secs: float = 0.0
 
 
 class RoomEvent(_Event):
@@ -596,6 +601,62 @@ class NoticeEvent(_Event):
     type: Literal["notice"] = "notice"
     code: str
     text: str
+
+
+class SummaryParticipant(_Event):
+    """One participant's lines of a summary, with their name mapped back locally."""
+
+    participant_id: str
+    display_name: str
+    engagement_band: Literal["low", "medium", "high", "unknown"]
+    text: str
+
+
+class SummaryEvent(_Event):
+    """A periodic mood summary of the meeting (see :mod:`bot.summaries`).
+
+    Attributes:
+        id: Random id of this summary.
+        ts: When it was made (meeting clock).
+        window_start: Start of the time it covers (meeting clock).
+        window_end: End of the time it covers.
+        reason: ``interval`` (every ``summaries.interval_secs``), ``end`` (the last
+            participant left) or ``request`` (the host asked).
+        source: Which summarizer wrote it (``local``: the deterministic rules).
+        label: How the sidebar labels it ("local summary").
+        participants: One entry per participant seen in the window.
+        room_mood: The room's mood in a sentence.
+        changes: What changed in the window, one statement each.
+        suggestion: One concrete suggestion for the host.
+        text: All of it as plain text.
+        note: Why this summary is not from the configured summarizer (a fallback).
+        error: Set when no valid summary could be made; the other fields are then empty.
+    """
+
+    type: Literal["summary"] = "summary"
+    id: str
+    ts: float
+    window_start: float
+    window_end: float
+    reason: Literal["interval", "end", "request"]
+    source: Literal["local", "vertex"]
+    label: str
+    participants: list[SummaryParticipant] = []
+    room_mood: str = ""
+    changes: list[str] = []
+    suggestion: str = ""
+    text: str = ""
+    note: str | None = None
+    error: str | None = None
+
+
+class SummarizerInfo(_Event):
+    """Which summarizer is active, for the sidebar."""
+
+    name: Literal["local", "vertex"]
+    label: str
+    interval_secs: float
+    enabled: bool = True
 
 
 class MeetingRef(_Event):
@@ -621,6 +682,8 @@ class SnapshotEvent(_Event):
     moments: list[Moment] = []
     talk: TalkEvent | None = None
     notices: list[NoticeEvent] = []
+    summaries: list[SummaryEvent] = []
+    summarizer: SummarizerInfo | None = None
 
 
 MeetingEvent = (
@@ -631,4 +694,5 @@ MeetingEvent = (
     | RoomEvent
     | MomentEvent
     | NoticeEvent
+    | SummaryEvent
 )

@@ -3,8 +3,8 @@
 Chromium's fake camera plays a y4m made at test time from a real face image;
 the participant opens the join page, reads the notice, agrees, and streams. The
 host's sidebar (a second page, and the sidebar WebSocket read directly) must show
-a visible face with emotion probabilities. Runs on loopback in a private network
-namespace (see conftest.loopback_only).
+a visible face with emotion probabilities, and a mood summary when the host asks.
+Runs on loopback in a private network namespace (see conftest.loopback_only).
 """
 
 from __future__ import annotations
@@ -240,6 +240,14 @@ async def test_browser_participant_shows_in_sidebar(
         assert "is-not-estimable" in (await bored.get_attribute("class") or "")
         assert "posture" in await bored.inner_text()
         assert await card.locator('tr[data-state="happy"] th').get_attribute("title")
+        # The host asks for a mood summary: the feed shows it, with Grace's engagement.
+        await host.click("#summarize-now")
+        summary = host.locator("#summaries .summary").first
+        await summary.wait_for(timeout=10_000)
+        assert "local summary" in await summary.locator(".sum-source").inner_text()
+        line = await summary.locator(f'.sum-person[data-participant-id="{pid}"]').inner_text()
+        assert re.match(r"Grace: (low|medium|high) engagement \(\d\.\d\d", line), line
+        assert "Suggestion: " in await summary.inner_text()
         await host.screenshot(path=str(tmp_path / "host.png"), full_page=True)
 
         # Leaving ends the participant cleanly.

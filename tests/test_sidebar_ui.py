@@ -876,6 +876,60 @@ async def test_snapshot_rebuilds_after_reconnect(
     await page.close()
 
 
+async def test_summary_feed_shows_summaries_newest_first(
+    served: tuple[str, MeetingManager, web.Application], browser: Browser, tmp_path: Path
+) -> None:
+    """The feed says which summarizer is active; "Summarize now" and scheduled summaries
+    appear newest first, once each, and come back from the snapshot after a reload."""
+    base, manager, _ = served
+    record, host_token = await manager.create_meeting("Summaries")
+    page, errors, requests = await open_host(browser, base, record.id, host_token)
+    feed = page.locator("#summaries .summary")
+    await expect(page.locator("#summarizer")).to_contain_text("local summary every 60 s")
+    await expect(page.locator("#summarizer")).to_contain_text("nothing leaves this machine")
+    await expect(page.locator("#summaries-none")).to_be_visible()
+    live = await manager.live(record.id)
+    t0 = base_ts(30)
+    grace = Fuser("g")
+    events: list[MeetingEvent] = [joined("g", "Grace", t0)]
+    for k in range(40):  # 20 s with a smiling face in view
+        ts = t0 + k * 0.5
+        obs = [FaceObservation("g", 1, ts, face_scores("g", ts), face_metrics())]
+        events.append(ParticipantStateEvent(state=grace.feed(obs, ts)))
+    await publish_all(live, events)
+
+    await page.click("#summarize-now")
+    await expect(feed).to_have_count(1)  # the answer and the socket's push are one summary
+    first = feed.first
+    await expect(first.locator(".sum-source")).to_have_text("local summary")
+    await expect(first.locator(".sum-reason")).to_have_text("on request")
+    await expect(first.locator(".sum-when")).to_contain_text("–")
+    await expect(first.locator('.sum-person[data-participant-id="g"]')).to_contain_text("Grace: ")
+    await expect(first.locator(".sum-mood")).to_contain_text("Room mood")
+    await expect(first.locator(".sum-suggestion")).to_contain_text("Suggestion: ")
+    await expect(page.locator("#summaries-none")).to_be_hidden()
+
+    # A scheduled summary arrives over the socket and goes on top.
+    live.summaries.start(time.time() + 1, "interval")
+    await live.summaries.wait()
+    await expect(feed).to_have_count(2)
+    await expect(feed.nth(1).locator(".sum-reason")).to_have_text("on request")
+    await expect(feed.first.locator(".sum-reason")).to_have_count(0)
+    ids = await page.evaluate("window.sidebar.summaries.map(s => s.id)")
+    stored = [s.id for s in await manager.store.summaries(record.id)]
+    assert ids == stored and len(ids) == 2
+
+    await page.reload()
+    await page.wait_for_function("window.sidebar.socketState === 'live'", timeout=10_000)
+    await expect(feed).to_have_count(2)
+    assert await page.evaluate("window.sidebar.summaries.map(s => s.id)") == stored
+    await assert_no_bad_words(page, "#summaries-panel")
+    await page.screenshot(path=str(tmp_path / "summaries.png"), full_page=True)
+    assert errors == []
+    assert_local(requests, base)
+    await page.close()
+
+
 async def test_bench_sidebar_reports_what_the_page_handled(tmp_path: Path) -> None:
     """`meetmood bench sidebar` in miniature: every event sent reaches the page, none dropped."""
     settings = make_settings(tmp_path)

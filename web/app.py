@@ -44,6 +44,8 @@ def create_app(settings: Settings, manager: MeetingManager | None = None) -> web
                 views.api_participant_states,
             ),
             web.get("/api/meetings/{meeting_id}/room", views.api_room),
+            web.get("/api/meetings/{meeting_id}/summaries", views.api_summaries),
+            web.post("/api/meetings/{meeting_id}/summaries", views.api_summarize_now),
             web.get("/api/state-definitions", views.api_state_definitions),
             web.get("/api/meetings/{meeting_id}/ws", ws.sidebar_ws),
             web.post("/api/meetings/{meeting_id}/participants", views.api_join),

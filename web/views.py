@@ -336,6 +336,47 @@ _ROOM: TypeAdapter[RoomState] = TypeAdapter(RoomState)
 _MOMENT: TypeAdapter[Moment] = TypeAdapter(Moment)
 
 
+#: Most summaries one ``GET .../summaries`` returns.
+SUMMARIES_MAX = 1000
+
+
+async def api_summaries(request: web.Request) -> web.Response:
+    """The meeting's mood summaries, newest first, and which summarizer is active.
+
+    Query: ``limit`` (default and most :data:`SUMMARIES_MAX`).
+    """
+    record = await host_meeting(request)
+    limit = _query_number(request, "limit", SUMMARIES_MAX, int)
+    if not 1 <= limit <= SUMMARIES_MAX:
+        raise api_error(
+            web.HTTPBadRequest, "invalid_field", f"limit: must be between 1 and {SUMMARIES_MAX}"
+        )
+    manager = _manager(request)
+    meeting = await manager.live(record.id)
+    summaries = await manager.store.summaries(record.id, limit)
+    return web.json_response(
+        {
+            "meeting_id": record.id,
+            "summarizer": meeting.summaries.info.model_dump(mode="json"),
+            "summaries": [s.model_dump(mode="json") for s in summaries],
+        }
+    )
+
+
+async def api_summarize_now(request: web.Request) -> web.Response:
+    """Summarize the time since the last summary now (the host's "Summarize now").
+
+    Answers 201 with the summary, which also goes to every sidebar and the store. A
+    summary that could not be made has ``error`` set.
+    """
+    record = await host_meeting(request)
+    if not request.app[SETTINGS].summaries.enabled:
+        raise api_error(web.HTTPConflict, "summaries_disabled", "summaries are turned off")
+    meeting = await _manager(request).live(record.id)
+    summary = await meeting.summarize_now()
+    return web.json_response(summary.model_dump(mode="json"), status=201)
+
+
 async def api_state_definitions(request: web.Request) -> web.Response:
     """The registry of derived states: names, groups, definitions, ranges, formulas."""
     return web.json_response({"definitions": [d.model_dump() for d in definitions()]})

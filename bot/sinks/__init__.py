@@ -2,8 +2,9 @@
 
 A live meeting publishes each state and event once (:meth:`bot.meeting.LiveMeeting.publish`);
 every sink gets it and decides what to do: :class:`~bot.sinks.store.StoreSink` records it,
-:class:`~bot.sinks.live.LiveSink` queues it for each connected sidebar. The summarizer and
-the report recorder plug in here the same way: implement :class:`Sink` and add it to the
+:class:`~bot.sinks.live.LiveSink` queues it for each connected sidebar,
+:class:`~bot.sinks.summaries.SummarySink` adds it to the window of the next mood summary.
+The report recorder plugs in here the same way: implement :class:`Sink` and add it to the
 meeting's sinks.
 """
 

@@ -1,6 +1,6 @@
 """StoreSink: records a live meeting's events in the store.
 
-Participants joining and leaving, room states and moments are all recorded.
+Participants joining and leaving, room states, moments and summaries are all recorded.
 Participant states are sampled: one per participant every
 ``storage.state_interval_secs`` (the sidebar still gets every state), plus every
 state where the face appears or disappears, speaking starts or stops, or the
@@ -20,6 +20,7 @@ from bot.types import (
     ParticipantState,
     ParticipantStateEvent,
     RoomEvent,
+    SummaryEvent,
 )
 
 
@@ -81,6 +82,8 @@ class StoreSink:
             self.store.add_room(self.meeting_id, event.room)
         elif isinstance(event, MomentEvent):
             self.store.add_moment(self.meeting_id, event.moment)
+        elif isinstance(event, SummaryEvent):
+            self.store.add_summary(self.meeting_id, event)
 
     async def close(self) -> None:
         """Write what is queued."""

@@ -2,6 +2,7 @@
 // /api/meetings/{id}/ws?token=… open (reconnecting with 1 s → 15 s backoff), rebuilds from each
 // snapshot, and renders:
 //  - meeting notices (deduplicated by code),
+//  - mood summaries, newest first, with a "Summarize now" button and the active summarizer,
 //  - a meeting strip: room engagement (band, value, trend, mood) with its timeline, who is
 //    speaking now, a stacked talk-share bar, meeting figures and the latest moments,
 //  - one entry per participant (faces of a room camera grouped under the camera's entry): a
@@ -91,6 +92,13 @@
   const announcer = document.getElementById("announcer");
   const titleEl = document.getElementById("sb-meeting-name");
   const noticesEl = document.getElementById("notices");
+  const feed = {
+    list: document.getElementById("summaries"),
+    none: document.getElementById("summaries-none"),
+    who: document.getElementById("summarizer"),
+    button: document.getElementById("summarize-now"),
+    status: document.getElementById("summarize-status"),
+  };
   const strip = {
     root: document.getElementById("meeting-strip"),
     talkPart: document.getElementById("talk-strip"),
@@ -149,7 +157,7 @@
   // Exposed for tests.
   const exposed = {
     socketState: "connecting", participants: {}, talk: null, notices: [], room: null,
-    moments: [], definitions: [], compact: false,
+    moments: [], definitions: [], compact: false, summaries: [], summarizer: null,
   };
   window.sidebar = exposed;
   // Cheap counters for `meetmood bench sidebar`: messages handled and time in handlers, frames
@@ -1962,6 +1970,101 @@
     talkDirty = true;
   }
 
+  // ---------- mood summaries: newest first, each built once (server text via textContent) ----------
+  const SUMMARIES_SHOWN = 20;
+  const REASON_TEXT = { interval: "", end: "at the end", request: "on request" };
+  let summaries = []; // newest first
+
+  function setSummarizer(info) {
+    if (!info || typeof info !== "object") return;
+    exposed.summarizer = info;
+    setData(feed.who, "summarizer", String(info.name || "unknown"));
+    const every = isNum(info.interval_secs) ? ` every ${span(info.interval_secs)}` : "";
+    const where = info.name === "local" ? "; nothing leaves this machine" : "";
+    const off = info.enabled === false;
+    setHidden(feed.button, off);
+    const active = `Active: ${info.label || info.name}${every}${where}.`;
+    setText(feed.who, off ? "Summaries are turned off." : active);
+  }
+
+  function summaryItem(sm) {
+    const li = el("li", "summary");
+    li.dataset.summaryId = String(sm.id);
+    li.dataset.source = String(sm.source || "");
+    setClass(li, "is-error", !!sm.error);
+    const meta = el("p", "sum-meta");
+    const start = Number(sm.window_start);
+    const end = Number(sm.window_end);
+    const hms = (ts) => new Date((ts - clockOffset) * 1000).toLocaleTimeString(
+      [], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    const when = isFinite(start) && isFinite(end) ? `${hms(start)}–${hms(end)}` : DASH;
+    meta.append(el("span", "sum-when", when), el("span", "sum-source", String(sm.label || sm.source)));
+    const reason = REASON_TEXT[sm.reason];
+    if (reason) meta.append(el("span", "sum-reason", reason));
+    li.append(meta);
+    if (sm.note) li.append(el("p", "sum-note", String(sm.note)));
+    if (sm.error) {
+      li.append(el("p", "sum-error", String(sm.error)));
+      return li;
+    }
+    const people = el("ul", "sum-people");
+    for (const p of Array.isArray(sm.participants) ? sm.participants : []) {
+      const item = el("li", "sum-person", String(p.text || ""));
+      item.dataset.participantId = String(p.participant_id);
+      item.dataset.band = String(p.engagement_band || "unknown");
+      people.append(item);
+    }
+    if (people.children.length) li.append(people);
+    if (sm.room_mood) li.append(el("p", "sum-mood", String(sm.room_mood)));
+    const changes = el("ul", "sum-changes");
+    for (const c of Array.isArray(sm.changes) ? sm.changes : []) changes.append(el("li", null, String(c)));
+    if (changes.children.length) li.append(changes);
+    if (sm.suggestion) li.append(el("p", "sum-suggestion", `Suggestion: ${sm.suggestion}`));
+    return li;
+  }
+
+  function renderSummaries() {
+    const nodes = summaries.map((sm) => {
+      if (!sm.node) sm.node = summaryItem(sm);
+      return sm.node;
+    });
+    feed.list.replaceChildren(...nodes);
+    setHidden(feed.none, summaries.length > 0);
+    exposed.summaries = summaries.map(({ node, ...rest }) => rest);
+  }
+
+  function addSummary(sm) {
+    if (!sm || typeof sm !== "object" || sm.id == null) return false;
+    if (summaries.some((x) => x.id === sm.id)) return false;
+    summaries.push(Object.assign({}, sm));
+    summaries.sort((a, b) => Number(b.ts) - Number(a.ts));
+    summaries = summaries.slice(0, SUMMARIES_SHOWN);
+    return true;
+  }
+
+  feed.button.addEventListener("click", async () => {
+    feed.button.disabled = true;
+    setText(feed.status, "Summarizing…");
+    try {
+      const resp = await fetch(`/api/meetings/${encodeURIComponent(meetingId)}/summaries`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${hostToken}` },
+      });
+      const body = await resp.json().catch(() => null);
+      if (!resp.ok || !body) {
+        const why = body && body.error && body.error.message ? body.error.message : resp.statusText;
+        setText(feed.status, `Could not summarize: ${why}`);
+      } else {
+        setText(feed.status, "");
+        if (addSummary(body)) renderSummaries();
+      }
+    } catch (e) {
+      setText(feed.status, "Could not summarize: no connection to the server.");
+    } finally {
+      feed.button.disabled = false;
+    }
+  });
+
   // ---------- notices ----------
   function addNotice(n) {
     if (!n || typeof n !== "object" || n.code == null) return;
@@ -2107,6 +2210,10 @@
     roomDirty = true;
     chartsDue = true;
     for (const n of Array.isArray(msg.notices) ? msg.notices : []) addNotice(n);
+    setSummarizer(msg.summarizer);
+    summaries = [];
+    for (const sm of Array.isArray(msg.summaries) ? msg.summaries : []) addSummary(sm);
+    renderSummaries();
     sortKeysAt = -Infinity;
   }
 
@@ -2160,6 +2267,12 @@
           chartsDue = true;
         }
         break;
+      case "summary":
+        if (addSummary(msg)) {
+          renderSummaries();
+          announce(msg.error ? "A summary could not be made" : "New summary");
+        }
+        return; // rendered at once; about once a minute
       case "notice":
         addNotice(msg);
         return; // shown at once; rare
