@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from analyzers.eval_labels import EvalInputError
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -567,8 +568,6 @@ def _load_face_analyzer(params: FaceEmotionParams) -> FaceEmotionAnalyzer | None
 
 
 def _eval_command(settings: Settings, args: argparse.Namespace) -> int:
-    from analyzers.face.eval import EvalInputError
-
     if args.eval_command == "voice":
         return _eval_voice(args)
     if args.eval_command == "sample-sets":
@@ -601,7 +600,7 @@ def _eval_voice(args: argparse.Namespace) -> int:
     try:
         labels = voice_eval.read_voice_labels(args.labels)
         voice_eval.check_clips(args.folder, labels)
-    except voice_eval.EvalInputError as e:
+    except EvalInputError as e:
         return fail(str(e))
     classify: voice_eval.Classifier | None = None
     expressible = None
@@ -630,7 +629,7 @@ def _eval_voice(args: argparse.Namespace) -> int:
 
     try:
         clips = voice_eval.analyse_clips(args.folder, labels, classify=classify)
-    except voice_eval.EvalInputError as e:
+    except EvalInputError as e:
         return fail(str(e))
     report = voice_eval.voice_report(clips, args.model, expressible)
     if args.json:
@@ -644,7 +643,7 @@ def _eval_faces(params: FaceEmotionParams, args: argparse.Namespace) -> int:
     from analyzers.face import eval as face_eval
 
     if args.crops and args.compare_deepface:
-        raise face_eval.EvalInputError(
+        raise EvalInputError(
             "--compare-deepface: compares detectors' crops; it does not apply to --crops"
         )
     labels = face_eval.read_emotion_labels(args.labels)

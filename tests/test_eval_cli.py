@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import skimage.data
 
+from analyzers.eval_labels import EvalInputError
 from analyzers.face.bench import ASTRONAUT_FACE, lfw_subset, lfw_tile
 from analyzers.face.eval import (
     LABEL_ALIASES,
     DetectionRow,
     EmotionPrediction,
-    EvalInputError,
     detection_report,
     emotion_report,
     format_detection_report,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analyzers.eval_labels import EvalInputError
 from analyzers.voice import arousal_model
 from analyzers.voice.arousal_train import (
     FEATURES,
@@ -23,7 +24,6 @@ from analyzers.voice.arousal_train import (
 from analyzers.voice.bench import save_tiny_emotion_model
 from analyzers.voice.eval import (
     ClipResult,
-    EvalInputError,
     SegmentResult,
     analyse_clips,
     arousal_class,
@@ -101,7 +101,7 @@ def test_labels_training_csv_as_is_aliases_and_speakers(tmp_path: Path) -> None:
         ("a.wav,calm\n", "{p}:1: unknown label 'calm'"),
         ("filename,label\na.wav\n", "{p}:2: expected 'filename,label[,speaker]'"),
         ("a.wav,sad\na.wav,sad\n", "{p}:2: 'a.wav' is listed twice (first on line 1)"),
-        ("filename,label\n", "{p}: labels file lists no clips"),
+        ("filename,label\n", "{p}: the labels file lists no clips"),
     ],
 )
 def test_bad_labels(tmp_path: Path, content: str, message: str) -> None:

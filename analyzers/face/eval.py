@@ -19,7 +19,6 @@ process; no asyncio, nothing from ``bot/`` or ``web/``.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from analyzers.eval_labels import EvalInputError, read_label_rows
 from analyzers.face.bench import classify_crop
 from analyzers.types import EMOTIONS, Emotion, VideoSample
 
@@ -66,17 +66,6 @@ LABEL_ALIASES: dict[str, Emotion] = {
     "neu": Emotion.NEUTRAL,
 }
 
-#: First-row cells that mark a header line in a labels file.
-_HEADER_NAMES = {"filename", "file", "image", "path"}
-
-
-class EvalInputError(ValueError):
-    """Input the evaluation cannot use: a labels file, a label, or an image.
-
-    The message names the file (and line) and says what is wrong; the CLI prints
-    it as it is.
-    """
-
 
 def parse_emotion_label(text: str) -> Emotion:
     """Our class for a label in a labels file.
@@ -103,34 +92,8 @@ def _parse_count(text: str) -> int:
 
 def _read_rows(path: Path, value_name: str) -> list[tuple[int, str, str]]:
     """``(line, filename, value)`` for every data row of a two-column CSV file."""
-    if not path.is_file():
-        raise EvalInputError(f"{path}: labels file does not exist")
-    try:
-        # utf-8-sig: spreadsheets often save a byte-order mark.
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            rows = [(reader.line_num, row) for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise EvalInputError(f"{path}: cannot read the labels file: {e}") from e
-    out: list[tuple[int, str, str]] = []
-    seen: dict[str, int] = {}
-    for line, row in rows:
-        cells = [c.strip() for c in row]
-        if not any(cells) or cells[0].startswith("#"):
-            continue
-        if not out and cells[0].lower() in _HEADER_NAMES:
-            continue
-        if len(cells) < 2 or not cells[0] or not cells[1]:
-            raise EvalInputError(f"{path}:{line}: expected 'filename,{value_name}'")
-        if cells[0] in seen:
-            raise EvalInputError(
-                f"{path}:{line}: {cells[0]!r} is listed twice (first on line {seen[cells[0]]})"
-            )
-        seen[cells[0]] = line
-        out.append((line, cells[0], cells[1]))
-    if not out:
-        raise EvalInputError(f"{path}: the labels file lists no images")
-    return out
+    rows = read_label_rows(path, f"filename,{value_name}", "images")
+    return [(line, cells[0], cells[1]) for line, cells in rows]
 
 
 def read_emotion_labels(path: Path) -> list[tuple[str, Emotion]]:

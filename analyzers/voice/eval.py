@@ -37,7 +37,6 @@ Pure and synchronous: nothing from ``bot/`` or ``web/``, no asyncio.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ import av
 import numpy as np
 from scipy.stats import rankdata
 
+from analyzers.eval_labels import EvalInputError, read_label_rows
 from analyzers.types import Emotion
 from analyzers.voice.audio import SAMPLE_RATE, Resampler16k
 from analyzers.voice.pipeline import VoicedSegment, VoicePipeline
@@ -92,11 +92,6 @@ LABEL_ALIASES: dict[str, str] = {
 }
 #: Silence after each clip, seconds: the VAD needs 0.3 s of it to close a segment.
 GAP_SECS = 1.0
-_HEADER_NAMES = {"filename", "file", "clip", "path"}
-
-
-class EvalInputError(ValueError):
-    """Input the evaluation cannot use; the message says where (``file:line: reason``)."""
 
 
 def parse_voice_label(text: str) -> str:
@@ -137,36 +132,13 @@ def read_voice_labels(path: Path) -> list[LabelledClip]:
         EvalInputError: If the file is missing, unreadable or empty, a row is
             malformed or repeated, or a label is unknown.
     """
-    if not path.is_file():
-        raise EvalInputError(f"{path}: labels file does not exist")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            rows = [(reader.line_num, row) for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise EvalInputError(f"{path}: cannot read labels file: {e}") from e
     out: list[LabelledClip] = []
-    seen: dict[str, int] = {}
-    for line, row in rows:
-        cells = [c.strip() for c in row]
-        if not any(cells) or cells[0].startswith("#"):
-            continue
-        if not out and cells[0].lower() in _HEADER_NAMES:
-            continue
-        if len(cells) < 2 or not cells[0] or not cells[1]:
-            raise EvalInputError(f"{path}:{line}: expected 'filename,label[,speaker]'")
-        if cells[0] in seen:
-            raise EvalInputError(
-                f"{path}:{line}: {cells[0]!r} is listed twice (first on line {seen[cells[0]]})"
-            )
+    for line, cells in read_label_rows(path, "filename,label[,speaker]", "clips"):
         try:
             label = parse_voice_label(cells[1])
         except ValueError as e:
             raise EvalInputError(f"{path}:{line}: {e}") from None
-        seen[cells[0]] = line
         out.append(LabelledClip(cells[0], label, cells[2] if len(cells) > 2 else ""))
-    if not out:
-        raise EvalInputError(f"{path}: labels file lists no clips")
     return out
 
 
