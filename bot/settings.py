@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from analyzers import REGISTRY
 from analyzers.face.emotion import FaceEmotionParams
@@ -134,14 +141,60 @@ class SidebarSettings(_Section):
     state_interval_secs: float = Field(0.5, ge=0, le=60)
 
 
+class VertexSettings(_Section):
+    """Gemini on Vertex AI as the summarizer (see :mod:`bot.summaries.vertex`).
+
+    Credentials are Application Default Credentials (``gcloud auth
+    application-default login``, or a service account on Google Cloud); no key is
+    kept in settings.
+    """
+
+    project: str = ""
+    location: str = "global"
+    model: str = "gemini-3.5-flash"
+    base_url: str = ""
+    request_timeout_secs: float = Field(20.0, gt=0, le=300)
+    max_attempts: int = Field(3, ge=1, le=10)
+    backoff_initial_secs: float = Field(1.0, ge=0, le=60)
+    backoff_max_secs: float = Field(8.0, ge=0, le=300)
+    max_calls_per_hour: int = Field(90, ge=1, le=3600)
+    temperature: float = Field(0.2, ge=0, le=2)
+    share_names: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("location", "model")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v.strip()
+
+
 class SummarySettings(_Section):
     """Periodic mood summaries (see :mod:`bot.summaries`)."""
 
     enabled: bool = True
     interval_secs: float = Field(60.0, ge=5, le=3600)
-    summarizer: Literal["local"] = "local"
+    summarizer: Literal["local", "vertex"] = "local"
     timeout_secs: float = Field(30.0, gt=0, le=300)
     sidebar_count: int = Field(20, ge=1, le=500)
+    vertex: VertexSettings = Field(VertexSettings(), validate_default=True)
+
+    @field_validator("vertex")
+    @classmethod
+    def _project_when_vertex(cls, v: VertexSettings, info: ValidationInfo) -> VertexSettings:
+        if info.data.get("summarizer") == "vertex" and not v.project.strip():
+            raise ValueError(
+                'project is required when summaries.summarizer = "vertex" '
+                "(set summaries.vertex.project to your Google Cloud project id)"
+            )
+        return v
 
 
 class PrivacySettings(_Section):

@@ -308,6 +308,37 @@ _Write = tuple[str, Callable[[], tuple[Any, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
+class TimelineRow:
+    """A stored state reduced to what questions about the meeting need (:meth:`Store.timeline`).
+
+    ``values`` and ``reasons`` follow the order of the readings asked for.
+    """
+
+    participant_id: str
+    ts: float
+    face_visible: bool
+    is_speaking: bool | None
+    talk_secs: float | None
+    values: tuple[float | None, ...]
+    reasons: tuple[str | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomTimelineRow:
+    """A stored room state reduced to its figures and who was speaking."""
+
+    ts: float
+    engagement: float | None
+    valence: float | None
+    arousal: float | None
+    speaking: tuple[str, ...]
+
+
+def _stride(count: int, max_rows: int) -> int:
+    return max(1, -(-count // max(1, max_rows)))
+
+
+@dataclass(frozen=True, slots=True)
 class StatePage:
     """A page of stored states and the cursor for the next one.
 
@@ -649,6 +680,119 @@ class Store:
             (meeting_id, since_ts),
         ).fetchall()
         return [RoomPoint(**dict(r)) for r in rows]
+
+    async def timeline(
+        self,
+        meeting_id: str,
+        since_ts: float,
+        until_ts: float,
+        readings: tuple[str, ...],
+        max_rows: int = 20_000,
+    ) -> tuple[list[TimelineRow], int]:
+        """States from ``since_ts`` to ``until_ts`` with only the given readings (flushes first).
+
+        When more than ``max_rows`` are stored there, only every n-th state of each
+        participant is read; returns the rows (time order) and that n (1 when all were read).
+
+        Raises:
+            ValueError: a reading that is not stored (unknown, an alias, or never estimable).
+        """
+        for name in readings:
+            d = BY_NAME.get(name)
+            if d is None or d.alias_of is not None or d.null_reason is not None:
+                raise ValueError(f"{name!r} is not a stored reading")
+        await self.flush()
+        return await self._call(self._timeline, meeting_id, since_ts, until_ts, readings, max_rows)
+
+    def _timeline(
+        self,
+        meeting_id: str,
+        since_ts: float,
+        until_ts: float,
+        readings: tuple[str, ...],
+        max_rows: int,
+    ) -> tuple[list[TimelineRow], int]:
+        where = "meeting_id = ? AND ts >= ? AND ts <= ?"
+        args = (meeting_id, since_ts, until_ts)
+        (count,) = self._db.execute(f"SELECT COUNT(*) FROM states WHERE {where}", args).fetchone()
+        stride = _stride(count, max_rows)
+        # Reading names come from the registry (checked above), never from the request.
+        cols = ", ".join(
+            f"json_extract(readings, '$.{n}[0]') AS v{k},"
+            f" json_extract(readings, '$.{n}[2]') AS r{k}"
+            for k, n in enumerate(readings)
+        )
+        rows = self._db.execute(
+            f"SELECT participant_id, ts, face_visible, is_speaking,"
+            f" json_extract(talk, '$.talk_secs') AS talk_secs{', ' + cols if cols else ''}"
+            f" FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY participant_id ORDER BY ts, id)"
+            f" AS k FROM states WHERE {where}) WHERE (k - 1) % ? = 0 ORDER BY ts, id",
+            (*args, stride),
+        ).fetchall()
+        out = []
+        for r in rows:
+            speaking = r["is_speaking"]
+            out.append(
+                TimelineRow(
+                    participant_id=r["participant_id"],
+                    ts=r["ts"],
+                    face_visible=bool(r["face_visible"]),
+                    is_speaking=None if speaking is None else bool(speaking),
+                    talk_secs=r["talk_secs"],
+                    values=tuple(r[f"v{k}"] for k in range(len(readings))),
+                    reasons=tuple(r[f"r{k}"] for k in range(len(readings))),
+                )
+            )
+        return out, stride
+
+    async def room_timeline(
+        self, meeting_id: str, since_ts: float, until_ts: float, max_rows: int = 10_000
+    ) -> tuple[list[RoomTimelineRow], int]:
+        """The room's figures and speakers between two times, thinned like :meth:`timeline`."""
+        await self.flush()
+        return await self._call(self._room_timeline, meeting_id, since_ts, until_ts, max_rows)
+
+    def _room_timeline(
+        self, meeting_id: str, since_ts: float, until_ts: float, max_rows: int
+    ) -> tuple[list[RoomTimelineRow], int]:
+        where = "meeting_id = ? AND ts >= ? AND ts <= ?"
+        args = (meeting_id, since_ts, until_ts)
+        (count,) = self._db.execute(
+            f"SELECT COUNT(*) FROM room_states WHERE {where}", args
+        ).fetchone()
+        stride = _stride(count, max_rows)
+        rows = self._db.execute(
+            "SELECT ts, engagement, json_extract(data, '$.valence') AS valence,"
+            " json_extract(data, '$.arousal') AS arousal,"
+            " json_extract(data, '$.speaking') AS speaking"
+            f" FROM (SELECT *, ROW_NUMBER() OVER (ORDER BY ts, id) AS k FROM room_states"
+            f" WHERE {where}) WHERE (k - 1) % ? = 0 ORDER BY ts, id",
+            (*args, stride),
+        ).fetchall()
+        return [
+            RoomTimelineRow(
+                ts=r["ts"],
+                engagement=r["engagement"],
+                valence=r["valence"],
+                arousal=r["arousal"],
+                speaking=tuple(json.loads(r["speaking"] or "[]")),
+            )
+            for r in rows
+        ], stride
+
+    async def last_ts(self, meeting_id: str) -> float | None:
+        """The time of the meeting's latest stored state or room state (flushes first)."""
+        await self.flush()
+        return await self._call(self._last_ts, meeting_id)
+
+    def _last_ts(self, meeting_id: str) -> float | None:
+        row = self._db.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(ts) AS m FROM states WHERE meeting_id = ?"
+            " UNION ALL SELECT MAX(ts) FROM room_states WHERE meeting_id = ?)",
+            (meeting_id, meeting_id),
+        ).fetchone()
+        value: float | None = row[0]
+        return value
 
     async def read_room(self, meeting_id: str, since_ts: float = 0.0) -> list[RoomState]:
         """Stored room states since ``since_ts`` (flushes first)."""

@@ -622,8 +622,10 @@ class SummaryEvent(_Event):
         window_end: End of the time it covers.
         reason: ``interval`` (every ``summaries.interval_secs``), ``end`` (the last
             participant left) or ``request`` (the host asked).
-        source: Which summarizer wrote it (``local``: the deterministic rules).
+        source: Which summarizer wrote it (``local``: the deterministic rules;
+            ``vertex``: Gemini on Vertex AI).
         label: How the sidebar labels it ("local summary").
+        model: The model that wrote it (``vertex`` only, e.g. ``gemini-3.5-flash``).
         participants: One entry per participant seen in the window.
         room_mood: The room's mood in a sentence.
         changes: What changed in the window, one statement each.
@@ -641,6 +643,7 @@ class SummaryEvent(_Event):
     reason: Literal["interval", "end", "request"]
     source: Literal["local", "vertex"]
     label: str
+    model: str | None = None
     participants: list[SummaryParticipant] = []
     room_mood: str = ""
     changes: list[str] = []
@@ -651,12 +654,24 @@ class SummaryEvent(_Event):
 
 
 class SummarizerInfo(_Event):
-    """Which summarizer is active, for the sidebar."""
+    """Which summarizer is active, for the sidebar.
+
+    Attributes:
+        name: ``local`` or ``vertex``.
+        label: How its summaries are labelled.
+        interval_secs: Meeting time between two summaries.
+        enabled: Summaries are made at all.
+        model: The model (``vertex`` only).
+        where: Where it runs and what leaves this machine, in a sentence the sidebar
+            shows ("nothing leaves this machine").
+    """
 
     name: Literal["local", "vertex"]
     label: str
     interval_secs: float
     enabled: bool = True
+    model: str | None = None
+    where: str = ""
 
 
 class MeetingRef(_Event):

@@ -30,6 +30,8 @@ from bot.fusion import Fused, FusionParams, fuse
 from bot.fusion.registry import band, definitions
 from bot.fusion.room import RoomFusion
 from bot.meeting import LiveMeeting, MeetingManager
+from bot.settings import VertexSettings
+from bot.summaries.vertex import VertexSummarizer
 from bot.types import (
     Emotion,
     EmotionScores,
@@ -919,12 +921,76 @@ async def test_summary_feed_shows_summaries_newest_first(
     stored = [s.id for s in await manager.store.summaries(record.id)]
     assert ids == stored and len(ids) == 2
 
+    # With Gemini on Vertex AI configured, the feed says so and what is sent.
+    live.summaries.summarizer = VertexSummarizer(
+        VertexSettings(project="test-proj", model="gemini-test"), timeout_secs=30
+    )
     await page.reload()
     await page.wait_for_function("window.sidebar.socketState === 'live'", timeout=10_000)
     await expect(feed).to_have_count(2)
     assert await page.evaluate("window.sidebar.summaries.map(s => s.id)") == stored
+    await expect(page.locator("#summarizer")).to_have_text(
+        "Active: Gemini summary (gemini-test) every 60 s; Gemini (gemini-test) on Vertex AI, "
+        "project test-proj (global): aggregated, pseudonymised figures are sent, never images, "
+        "audio or words."
+    )
     await assert_no_bad_words(page, "#summaries-panel")
     await page.screenshot(path=str(tmp_path / "summaries.png"), full_page=True)
+    assert errors == []
+    assert_local(requests, base)
+    await page.close()
+
+
+async def test_ask_about_the_meeting(
+    served: tuple[str, MeetingManager, web.Application], browser: Browser, tmp_path: Path
+) -> None:
+    """The feed shows a summary, and a question typed in the box (sent with Enter) gets an
+    answer beneath it from the stored readings, with the range it looked at; a question the
+    rules cannot answer says so. Newest answer first."""
+    base, manager, _ = served
+    record, host_token = await manager.create_meeting("Questions")
+    page, errors, requests = await open_host(browser, base, record.id, host_token)
+    live = await manager.live(record.id)
+    t0 = base_ts(30)
+    grace = Fuser("g")
+    events: list[MeetingEvent] = [joined("g", "Grace Hopper", t0)]
+    for k in range(40):  # 20 s with a face in view
+        ts = t0 + k * 0.5
+        obs = [FaceObservation("g", 1, ts, face_scores("g", ts), face_metrics())]
+        events.append(ParticipantStateEvent(state=grace.feed(obs, ts)))
+    await publish_all(live, events)
+    await page.click("#summarize-now")
+    await expect(page.locator("#summaries .summary")).to_have_count(1)
+
+    answers = page.locator("#answers .answer")
+    await page.locator("#ask-input").focus()
+    await page.keyboard.type("How long was Grace's face in view?")
+    await page.keyboard.press("Enter")
+    await expect(answers).to_have_count(1)
+    first = answers.first
+    await expect(first.locator(".ans-question")).to_have_text("How long was Grace's face in view?")
+    await expect(first.locator(".ans-text")).to_have_text(
+        re.compile(
+            r"^In the whole meeting \(0:00–0:\d\d\): Grace Hopper's face was in view for "
+            r"\d+ s of \d+ s observed\.$"
+        )
+    )
+    await expect(first.locator(".ans-range")).to_have_text(
+        re.compile(r"^Looked at the whole meeting \(0:00–0:\d\d\)$")
+    )
+    await expect(first.locator(".ans-source")).to_have_text("local answer")
+    await expect(page.locator("#ask-input")).to_have_value("")
+
+    await page.fill("#ask-input", "What is the weather like?")
+    await page.click("#ask-button")
+    await expect(answers).to_have_count(2)
+    await expect(answers.first).to_have_attribute("data-answered", "false")
+    await expect(answers.first.locator(".ans-text")).to_contain_text("I can answer, for example")
+    await expect(answers.nth(1).locator(".ans-question")).to_contain_text("Grace's face")
+    kinds = await page.evaluate("window.sidebar.answers.map(a => a.answer.kind)")
+    assert kinds == ["value", "how_long"]
+    await assert_no_bad_words(page, "#answers")
+    await page.screenshot(path=str(tmp_path / "answers.png"), full_page=True)
     assert errors == []
     assert_local(requests, base)
     await page.close()

@@ -13,7 +13,7 @@ from bot.fusion import FusionParams
 from bot.settings import SummarySettings
 from bot.sinks.summaries import SummarySink
 from bot.store import SCHEMA_VERSION, Store
-from bot.summaries import SummaryInput, SummaryOutput
+from bot.summaries import Pseudonyms, SummaryInput, SummaryOutput
 from bot.summaries.local import summarize_local
 from bot.types import (
     EmotionScores,
@@ -138,6 +138,8 @@ async def test_summaries_on_a_virtual_clock_reach_sidebars_store_and_api(
         "label": "local summary",
         "interval_secs": 60,
         "enabled": True,
+        "model": None,
+        "where": "nothing leaves this machine",
     }
     one = await (await client.get(url, params={"limit": 1}, headers=auth)).json()
     assert [s["id"] for s in one["summaries"]] == [last.id]
@@ -173,12 +175,14 @@ async def test_a_failing_summarizer_never_reaches_the_meeting(tmp_path: Path) ->
     class Broken:
         name = "vertex"
         label = "Vertex AI summary"
+        model = "gemini-test"
+        where = "somewhere else"
 
         def __init__(self, answer: SummaryOutput | None, delay: float = 0.0) -> None:
             self.answer = answer
             self.delay = delay
 
-        async def summarize(self, inp: SummaryInput) -> SummaryOutput:
+        async def summarize(self, inp: SummaryInput, names: Pseudonyms) -> SummaryOutput:
             await asyncio.sleep(self.delay)
             if self.answer is None:
                 raise RuntimeError("quota")
@@ -191,8 +195,8 @@ async def test_a_failing_summarizer_never_reaches_the_meeting(tmp_path: Path) ->
     )
     for summarizer, says in (
         (Broken(None), "failed"),
-        (Broken(invented), "gave an invalid summary (participants missing: P1)"),
-        (Broken(invented, delay=1.0), "timed out"),
+        (Broken(invented), "returned invalid output (participants missing: P1)"),
+        (Broken(invented, delay=1.0), "timed out after 0.05 s"),
     ):
         sink = SummarySink(settings, FusionParams(), published.append, summarizer)
         sink.handle(joined)
@@ -209,6 +213,7 @@ async def test_a_failing_summarizer_never_reaches_the_meeting(tmp_path: Path) ->
     class Failing(Broken):
         name = "local"
         label = "local summary"
+        model = None
 
     sink = SummarySink(settings, FusionParams(), published.append, Failing(None))
     sink.handle(joined)

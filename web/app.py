@@ -10,9 +10,10 @@ from aiohttp import web
 
 from bot.meeting import MeetingManager
 from bot.settings import Settings
+from bot.summaries.ask import make_answerer
 from web import views, ws
 from web.errors import error_middleware
-from web.keys import MANAGER, SETTINGS, TEMPLATES, WEBSOCKETS
+from web.keys import ANSWERER, MANAGER, SETTINGS, TEMPLATES, WEBSOCKETS
 from web.render import environment
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -27,6 +28,7 @@ def create_app(settings: Settings, manager: MeetingManager | None = None) -> web
     app[MANAGER] = manager or MeetingManager(settings)
     app[WEBSOCKETS] = WeakSet()
     app[TEMPLATES] = environment()
+    app[ANSWERER] = make_answerer(settings)
     app.cleanup_ctx.append(_manager_ctx)
     app.on_shutdown.append(ws.close_all)
     app.add_routes(
@@ -46,6 +48,7 @@ def create_app(settings: Settings, manager: MeetingManager | None = None) -> web
             web.get("/api/meetings/{meeting_id}/room", views.api_room),
             web.get("/api/meetings/{meeting_id}/summaries", views.api_summaries),
             web.post("/api/meetings/{meeting_id}/summaries", views.api_summarize_now),
+            web.post("/api/meetings/{meeting_id}/questions", views.api_ask),
             web.get("/api/state-definitions", views.api_state_definitions),
             web.get("/api/meetings/{meeting_id}/ws", ws.sidebar_ws),
             web.post("/api/meetings/{meeting_id}/participants", views.api_join),

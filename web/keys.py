@@ -9,8 +9,11 @@ from aiohttp import web
 
 from bot.meeting import MeetingManager
 from bot.settings import Settings
+from bot.summaries.questions import Answerer
 
 SETTINGS = web.AppKey("settings", Settings)
 MANAGER = web.AppKey("manager", MeetingManager)
 WEBSOCKETS = web.AppKey("websockets", WeakSet[web.WebSocketResponse])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+#: Who answers the host's questions about a meeting (``bot.summaries.ask.make_answerer``).
+ANSWERER = web.AppKey("answerer", Answerer)

@@ -17,9 +17,11 @@ from bot.fusion.registry import definitions
 from bot.meeting import MeetingManager, MeetingNotFound
 from bot.sources.browser import OfferError
 from bot.store import MeetingRecord
+from bot.summaries.ask import ask
+from bot.summaries.questions import QUESTION_MAX
 from bot.types import Moment, ParticipantState, RoomState
 from web.errors import api_error
-from web.keys import MANAGER, SETTINGS
+from web.keys import ANSWERER, MANAGER, SETTINGS
 from web.render import render
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,12 @@ class JoinBody(_Body):
     display_name: str = Field(min_length=1, max_length=DISPLAY_NAME_MAX)
     consent: bool
     offer: OfferBody
+
+
+class QuestionBody(_Body):
+    """POST /api/meetings/{id}/questions."""
+
+    question: str = Field(min_length=1, max_length=QUESTION_MAX)
 
 
 class LeaveBody(_Body):
@@ -375,6 +383,28 @@ async def api_summarize_now(request: web.Request) -> web.Response:
     meeting = await _manager(request).live(record.id)
     summary = await meeting.summarize_now()
     return web.json_response(summary.model_dump(mode="json"), status=201)
+
+
+async def api_ask(request: web.Request) -> web.Response:
+    """Answer the host's question about the meeting from its stored data.
+
+    Body ``{"question": str}`` (1-500 characters). Answers 200 with the question, the
+    answer (text, kind, subject, the range it looked at, participants, figures, sources)
+    and which answerer wrote it (see :mod:`bot.summaries.ask`).
+    """
+    record = await host_meeting(request)
+    body = await _json_body(request, QuestionBody)
+    manager = _manager(request)
+    meeting = await manager.live(record.id)
+    result = await ask(
+        manager.store,
+        record,
+        body.question,
+        answerer=request.app[ANSWERER],
+        settings=request.app[SETTINGS],
+        now=meeting.clock() if meeting.participants else None,
+    )
+    return web.json_response(result.model_dump(mode="json"))
 
 
 async def api_state_definitions(request: web.Request) -> web.Response:

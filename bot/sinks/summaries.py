@@ -16,7 +16,12 @@ and its output is validated against the input before it is published as a
 :class:`~bot.types.SummaryEvent` (through the meeting's ``publish``, so the sidebars
 and the store get it). Nothing here raises into the meeting: a failed or invalid
 summary is logged (without names or scores), replaced by the local summary when another
-summarizer failed, or published with ``error`` set — never shown as if it were valid.
+summarizer failed (with a note saying why; the next summary asks that summarizer again),
+or published with ``error`` set — never shown as if it were valid.
+
+:func:`summarizer_for` picks the summarizer from ``summaries.summarizer``: the local
+rules, or Gemini on Vertex AI (:mod:`bot.summaries.vertex`, one per meeting: its rate
+limit is the meeting's).
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from bot.summaries import (
     InvalidSummary,
     Pseudonyms,
     Summarizer,
+    SummarizerUnavailable,
     SummaryInput,
     SummaryOutput,
     to_event,
 )
 from bot.summaries.local import LocalSummarizer, summarize_local
 from bot.summaries.models import SummaryReason
+from bot.summaries.vertex import VertexSummarizer
 from bot.summaries.window import SummaryWindow
 from bot.types import MeetingEvent, SummarizerInfo, SummaryEvent
 
@@ -59,11 +66,21 @@ class SummaryJob:
     reason: SummaryReason
 
 
-def _failure(e: BaseException) -> str:
+def summarizer_for(settings: SummarySettings) -> Summarizer:
+    """The summarizer ``settings`` ask for; building it never fails nor does I/O."""
+    if settings.summarizer == "vertex":
+        return VertexSummarizer(settings.vertex, settings.timeout_secs)
+    return LocalSummarizer()
+
+
+def _failure(e: BaseException, timeout_secs: float) -> str:
+    """What went wrong, completing "the <label> ...": no names, figures or text."""
     if isinstance(e, TimeoutError):
-        return "timed out"
+        return f"timed out after {timeout_secs:g} s"
     if isinstance(e, InvalidSummary):
-        return f"gave an invalid summary ({e})"
+        return f"returned invalid output ({e})"
+    if isinstance(e, SummarizerUnavailable):
+        return str(e)
     return "failed"
 
 
@@ -74,7 +91,8 @@ class SummarySink:
         settings: ``[summaries]``.
         params: Fusion settings (engagement bands).
         publish: The meeting's publish (the summary goes to every sink).
-        summarizer: Who writes summaries (default: the local rules).
+        summarizer: Who writes summaries (default: the one ``settings`` name, see
+            :func:`summarizer_for`).
     """
 
     def __init__(
@@ -86,19 +104,21 @@ class SummarySink:
     ) -> None:
         self.settings = settings
         self.window = SummaryWindow(params)
-        self.summarizer: Summarizer = summarizer or LocalSummarizer()
+        self.summarizer: Summarizer = summarizer or summarizer_for(settings)
         self._publish = publish
         self._tasks: set[asyncio.Task[SummaryEvent]] = set()
 
     @property
     def info(self) -> SummarizerInfo:
         """Which summarizer is active, for the sidebar."""
-        name = "vertex" if self.summarizer.name == "vertex" else "local"
+        s = self.summarizer
         return SummarizerInfo(
-            name=name,
-            label=self.summarizer.label,
+            name="vertex" if s.name == "vertex" else "local",
+            label=s.label,
             interval_secs=self.settings.interval_secs,
             enabled=self.settings.enabled,
+            model=s.model,
+            where=s.where,
         )
 
     # -- events -------------------------------------------------------------------------
@@ -172,10 +192,12 @@ class SummarySink:
         """The summary of ``job``: the summarizer's, else the local one, else an error."""
         s = self.summarizer
         try:
-            output = await asyncio.wait_for(s.summarize(job.input), self.settings.timeout_secs)
-            return self._event(job, output, s.name, s.label)
+            output = await asyncio.wait_for(
+                s.summarize(job.input, job.names), self.settings.timeout_secs
+            )
+            return self._event(job, output, s.name, s.label, s.model)
         except Exception as e:
-            failure = _failure(e)
+            failure = _failure(e, self.settings.timeout_secs)
             log.warning(
                 "summarizer failed", extra={"summarizer": s.name, "error": type(e).__name__}
             )
@@ -183,7 +205,9 @@ class SummarySink:
             try:
                 output = summarize_local(job.input)
                 note = f"the {s.label} {failure}; local summary instead"
-                return self._event(job, output, LocalSummarizer.name, LocalSummarizer.label, note)
+                return self._event(
+                    job, output, LocalSummarizer.name, LocalSummarizer.label, note=note
+                )
             except Exception as e:
                 log.warning("local summary failed", extra={"error": type(e).__name__})
         return self._error_event(
@@ -192,7 +216,12 @@ class SummarySink:
 
     @staticmethod
     def _event(
-        job: SummaryJob, output: SummaryOutput, source: str, label: str, note: str | None = None
+        job: SummaryJob,
+        output: SummaryOutput,
+        source: str,
+        label: str,
+        model: str | None = None,
+        note: str | None = None,
     ) -> SummaryEvent:
         return to_event(
             output,
@@ -204,6 +233,7 @@ class SummarySink:
             reason=job.reason,
             source=source,
             label=label,
+            model=model,
             note=note,
         )
 
@@ -232,5 +262,9 @@ class SummarySink:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def close(self) -> None:
-        """The meeting ends: finish the summaries being written."""
+        """The meeting ends: finish the summaries being written, release the summarizer."""
         await self.wait()
+        try:
+            await self.summarizer.aclose()
+        except Exception as e:
+            log.warning("summarizer did not close", extra={"error": type(e).__name__})

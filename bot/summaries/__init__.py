@@ -6,6 +6,8 @@
 - :mod:`bot.summaries.models` — the input, the :class:`SummaryOutput` response schema,
   :func:`validate_output` and :class:`Pseudonyms`.
 - :mod:`bot.summaries.local` — the local summarizer: documented deterministic rules.
+- :mod:`bot.summaries.vertex` — Gemini on Vertex AI (``summaries.summarizer = "vertex"``):
+  the pseudonymised input as JSON, the response schema, retries, a per-meeting rate limit.
 - :mod:`bot.sinks.summaries` — the scheduler: a sink of the live meeting that makes a
   summary every ``summaries.interval_secs`` of meeting time, when the last participant
   leaves and when the host asks, and publishes it as a :class:`~bot.types.SummaryEvent`.
@@ -22,6 +24,7 @@ from typing import Protocol
 from bot.summaries.models import (
     InvalidSummary,
     Pseudonyms,
+    SummarizerUnavailable,
     SummaryInput,
     SummaryOutput,
     SummaryReason,
@@ -34,6 +37,7 @@ __all__ = [
     "InvalidSummary",
     "Pseudonyms",
     "Summarizer",
+    "SummarizerUnavailable",
     "SummaryInput",
     "SummaryOutput",
     "SummaryWindow",
@@ -46,7 +50,8 @@ class Summarizer(Protocol):
     """Writes a :class:`SummaryOutput` for a :class:`SummaryInput`. Called on the event loop.
 
     ``summarize`` must not block the loop (a remote call is awaited; local rules are
-    cheap). It may raise or time out: the scheduler catches that.
+    cheap). It may raise or time out: the scheduler catches that and shows the local
+    summary with a note (:class:`SummarizerUnavailable` says why in its message).
     """
 
     #: ``local`` or ``vertex``.
@@ -54,8 +59,26 @@ class Summarizer(Protocol):
     #: How the sidebar labels its summaries ("local summary").
     label: str
 
-    async def summarize(self, inp: SummaryInput) -> SummaryOutput:
-        """The summary of one window."""
+    @property
+    def model(self) -> str | None:
+        """The model that writes them (``None`` for the local rules)."""
+        ...
+
+    @property
+    def where(self) -> str:
+        """Where it runs and what leaves this machine, for the sidebar."""
+        ...
+
+    async def summarize(self, inp: SummaryInput, names: Pseudonyms) -> SummaryOutput:
+        """The summary of one window.
+
+        ``names`` says who the pseudonyms are; a summarizer sends no name anywhere
+        unless it is configured to (``summaries.vertex.share_names``).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (the meeting ends)."""
         ...
 
 
@@ -70,6 +93,7 @@ def to_event(
     reason: SummaryReason,
     source: str,
     label: str,
+    model: str | None = None,
     note: str | None = None,
 ) -> SummaryEvent:
     """A validated output as the event the sidebar and the store get, names mapped back.
@@ -107,6 +131,7 @@ def to_event(
         reason=reason,
         source="vertex" if source == "vertex" else "local",
         label=label,
+        model=model,
         participants=participants,
         room_mood=room_mood,
         changes=changes,

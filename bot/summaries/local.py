@@ -55,6 +55,7 @@ from bot.summaries.models import (
     MomentInput,
     ParticipantInput,
     ParticipantSummary,
+    Pseudonyms,
     Series,
     SummaryInput,
     SummaryOutput,
@@ -344,7 +345,12 @@ class LocalSummarizer:
 
     name = "local"
     label = LABEL
+    model = None
+    where = "nothing leaves this machine"
 
-    async def summarize(self, inp: SummaryInput) -> SummaryOutput:
-        """The local summary of ``inp``."""
+    async def summarize(self, inp: SummaryInput, names: Pseudonyms) -> SummaryOutput:
+        """The local summary of ``inp`` (pseudonyms only; ``names`` is not read)."""
         return summarize_local(inp)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -257,11 +257,23 @@ class SummaryOutput(BaseModel):
     @classmethod
     def response_schema(cls) -> dict[str, Any]:
         """The JSON schema a remote summarizer is asked to answer in."""
-        return cls.model_json_schema()
+        schema = cls.model_json_schema()
+        # The class docstring speaks to developers; the model is told what the object is.
+        schema["description"] = "A mood summary of one window of a meeting, for its host."
+        return schema
 
 
 class InvalidSummary(ValueError):
     """A summarizer's output does not fit its input (it is never shown as valid)."""
+
+
+class SummarizerUnavailable(RuntimeError):
+    """A summarizer could not write this summary; the next one tries again.
+
+    The message completes "the <label> ..." in the note shown with the local summary
+    instead ("failed: HTTP 503 UNAVAILABLE after 3 attempts"); it never carries names,
+    figures or text from the meeting.
+    """
 
 
 def validate_output(output: SummaryOutput, inp: SummaryInput) -> SummaryOutput:

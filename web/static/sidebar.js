@@ -3,6 +3,8 @@
 // snapshot, and renders:
 //  - meeting notices (deduplicated by code),
 //  - mood summaries, newest first, with a "Summarize now" button and the active summarizer,
+//  - "Ask about the meeting": a question box whose answers (with the time range they looked
+//    at and who answered) go beneath it, newest first,
 //  - a meeting strip: room engagement (band, value, trend, mood) with its timeline, who is
 //    speaking now, a stacked talk-share bar, meeting figures and the latest moments,
 //  - one entry per participant (faces of a room camera grouped under the camera's entry): a
@@ -1980,7 +1982,9 @@
     exposed.summarizer = info;
     setData(feed.who, "summarizer", String(info.name || "unknown"));
     const every = isNum(info.interval_secs) ? ` every ${span(info.interval_secs)}` : "";
-    const where = info.name === "local" ? "; nothing leaves this machine" : "";
+    // The server says where the summarizer runs and what leaves the machine.
+    const where = info.where ? `; ${info.where}`
+      : info.name === "local" ? "; nothing leaves this machine" : "";
     const off = info.enabled === false;
     setHidden(feed.button, off);
     const active = `Active: ${info.label || info.name}${every}${where}.`;
@@ -2062,6 +2066,69 @@
       setText(feed.status, "Could not summarize: no connection to the server.");
     } finally {
       feed.button.disabled = false;
+    }
+  });
+
+  // ---------- questions about the meeting: newest answer first (server text via textContent) ----------
+  const ANSWERS_SHOWN = 10;
+  const ask = {
+    form: document.getElementById("ask-form"),
+    input: document.getElementById("ask-input"),
+    button: document.getElementById("ask-button"),
+    status: document.getElementById("ask-status"),
+    list: document.getElementById("answers"),
+  };
+  exposed.answers = [];
+
+  function answerItem(res) {
+    const a = res && typeof res.answer === "object" && res.answer ? res.answer : {};
+    const li = el("li", "answer");
+    li.dataset.kind = String(a.kind || "unknown");
+    li.dataset.answered = String(a.answered !== false);
+    li.dataset.source = String(res.source || "");
+    li.append(el("p", "ans-question", String(res.question || "")));
+    li.append(el("p", "ans-text", String(a.text || "")));
+    const meta = el("p", "ans-meta");
+    const range = a.range && typeof a.range === "object" ? a.range : null;
+    if (range && range.text) meta.append(el("span", "ans-range", `Looked at ${range.text}`));
+    meta.append(el("span", "ans-source", String(res.label || res.source || "")));
+    li.append(meta);
+    if (a.note) li.append(el("p", "ans-note", String(a.note)));
+    return li;
+  }
+
+  ask.form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const question = ask.input.value.trim();
+    if (!question) {
+      setText(ask.status, "Type a question first.");
+      ask.input.focus();
+      return;
+    }
+    ask.button.disabled = true;
+    setText(ask.status, "Answering…");
+    try {
+      const resp = await fetch(`/api/meetings/${encodeURIComponent(meetingId)}/questions`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${hostToken}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ question }),
+      });
+      const body = await resp.json().catch(() => null);
+      if (!resp.ok || !body) {
+        const why = body && body.error && body.error.message ? body.error.message : resp.statusText;
+        setText(ask.status, `Could not answer: ${why}`);
+      } else {
+        ask.list.prepend(answerItem(body));
+        while (ask.list.children.length > ANSWERS_SHOWN) ask.list.lastElementChild.remove();
+        exposed.answers = [body, ...exposed.answers].slice(0, ANSWERS_SHOWN);
+        ask.input.value = "";
+        setText(ask.status, "");
+        announce("Answer ready");
+      }
+    } catch (e) {
+      setText(ask.status, "Could not answer: no connection to the server.");
+    } finally {
+      ask.button.disabled = false;
     }
   });
 
