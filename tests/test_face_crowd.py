@@ -110,3 +110,17 @@ def test_crowd_scene_is_deterministic_and_rows_grow_to_the_front() -> None:
     tops = [y for _, y, _, _ in a.boxes]
     assert a.boxes[tops.index(min(tops))][2] < a.boxes[tops.index(max(tops))][2]
     assert matched_faces([], a.boxes) == [None] * 29
+
+
+def test_fine_tiles_do_not_add_a_false_face_to_a_webcam_frame(one_thread: None) -> None:
+    # The fine tiles that find 30-px faces once also "found" a 200-px face on the
+    # astronaut's spacesuit (score 0.55, where her face scores 0.9+), which then took a
+    # slot of its own. A tile level only answers for faces its coarser pass cannot see.
+    from tests.media import face_frame_rgb
+
+    analyzer = FaceEmotionAnalyzer.load(FaceEmotionParams(device="cpu"))
+    canvas = face_frame_rgb(720, 560)
+    for dx in range(0, 41, 4):
+        frame = np.ascontiguousarray(canvas[40:520, dx : dx + 640])
+        result = analyzer.analyze(VideoSample(participant_id="p", ts=0.0, image=frame))
+        assert len(result.faces) == 1, dx

@@ -14,7 +14,9 @@ detection so that small faces (a meeting-room camera) are found too:
    chunks of :data:`CPU_DETECTOR_BATCH` on the CPU). Scores are sigmoids of
    clipped logits; boxes are decoded against the SSD anchors and mapped to frame
    pixels; tile detections that touch a tile edge inside the frame (a face cut
-   by the tile) are dropped; all of a frame's detections are merged by weighted
+   by the tile) are dropped, and so are tile detections larger than their level
+   answers for (:data:`TILE_MAX_FACE_RATIO`; the coarser pass sees those); all of
+   a frame's detections are merged by weighted
    NMS (IoU 0.3) and cut by score to ``max_faces`` (:meth:`FaceLandmarker.detect`)
    or twice that (the mesh's candidates).
 2. **Mesh** (Face Mesh): each face's ROI is the detection box centre, rotated
@@ -105,6 +107,11 @@ TILE_LEVEL_RATIO = 1.5
 #: A tile detection whose box comes closer than this fraction of the tile side to a tile
 #: edge inside the frame is dropped: the tile cut the face, a neighbour sees it whole.
 TILE_EDGE_MARGIN = 0.02
+#: A tile level only answers for faces up to this many times the smallest face the next
+#: coarser pass (the next level, or the whole frame) finds: larger ones are that pass's
+#: to find. A tile that sees a large "face" the coarser pass did not is mostly seeing
+#: clothing or background (a spacesuit's arm scored 0.52-0.58 where real faces score 0.9).
+TILE_MAX_FACE_RATIO = 1.5
 #: On the CPU the detector runs its windows in chunks of this many: larger batches fall
 #: out of the cache (10 short-range windows, torch 1 thread, best of 20: 28 ms in chunks
 #: of 4, 33 ms in one batch, 53 ms one by one). Other devices run all windows in one batch.
@@ -484,6 +491,21 @@ def _inside_tile(boxes: np.ndarray, window: geometry.Roi, height: int, width: in
     return keep
 
 
+def _within_level(
+    boxes: np.ndarray, window: geometry.Roi, height: int, width: int, spec: DetectorSpec
+) -> np.ndarray:
+    # True for (xmin, ymin, xmax, ymax) boxes no larger than this tile level answers for
+    # (TILE_MAX_FACE_RATIO x the smallest face of the next coarser pass).
+    longer = max(height, width)
+    coarser = 2 * window.size
+    if coarser * TILE_LEVEL_RATIO >= longer:
+        coarser = longer  # the next coarser pass is the whole frame
+    limit = TILE_MAX_FACE_RATIO * spec.min_face_fraction * coarser
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    keep: np.ndarray = sides <= limit
+    return keep
+
+
 def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -752,7 +774,12 @@ class FaceLandmarker:
                     [window.center_x - scale / 2, window.center_y - scale / 2], dtype=np.float64
                 )
                 box = raw.boxes.astype(np.float64) * scale + np.tile(origin, 2)
-                keep = _inside_tile(box, window, height, width) if w else slice(None)
+                keep = (
+                    _inside_tile(box, window, height, width)
+                    & _within_level(box, window, height, width, self.detector_spec)
+                    if w
+                    else slice(None)
+                )
                 boxes.append(box[keep])
                 keypoints.append((raw.keypoints.astype(np.float64) * scale + origin)[keep])
                 scores.append(raw.scores[keep])
