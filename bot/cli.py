@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -496,6 +497,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve(settings))
         except OSError as e:
             print(f"meetmood: cannot start the server: {e}", file=sys.stderr)
+            return 1
+        except sqlite3.Error as e:
+            # e.g. a database file removed while its -wal/-shm files stayed behind.
+            path = settings.storage.database_path
+            print(f"meetmood: storage.database: cannot open {path}: {e}", file=sys.stderr)
             return 1
         return 0
     if args.command == "eval":

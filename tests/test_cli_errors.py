@@ -77,3 +77,14 @@ def test_one_line_key_reason_and_status_2(
     assert f": {expected_key}" in line, line
     assert "Traceback" not in err
     assert "http" not in line.lower() or key == "--port"  # no pydantic URL
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "meetings.sqlite3"
+    folder.mkdir()  # a folder where the database file should be
+    code, err = _run(capsys, ["serve", "--port", "0", "--database", str(folder)])
+    assert code == 1
+    assert f"meetmood: storage.database: cannot open {folder}" in err
+    assert "Traceback" not in err
