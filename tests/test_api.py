@@ -106,6 +106,62 @@ async def test_join_notice_follows_the_configuration(aiohttp_client: Any, tmp_pa
     assert "Your voice" not in html and "Points on your face" not in html
 
 
+def notice_summaries(html: str) -> str:
+    """The notice's "Summaries and questions" entry, whitespace collapsed."""
+    start = html.index('<dd id="notice-summaries">')
+    entry = html[start : html.index("</dd>", start)].split(">", 1)[1]
+    return " ".join(entry.split())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (
+            {},
+            "The host receives a mood summary of the meeting every 60 seconds and when they "
+            "ask for one (engagement, mood and talk, per participant and for the room), and "
+            "can ask questions about the meeting. Summaries and answers are made on the "
+            "meeting server from the scores above; nothing is sent to any other service.",
+        ),
+        (
+            {
+                "summaries.summarizer": "vertex",
+                "summaries.vertex.project": "acme-meet",
+                "summaries.vertex.location": "europe-west4",
+            },
+            "The host receives a mood summary of the meeting every 60 seconds and when they "
+            "ask for one (engagement, mood and talk, per participant and for the room), and "
+            "can ask questions about the meeting. To write summaries and answer the host's "
+            "questions, aggregated, pseudonymised figures about the meeting (participants "
+            "appear as P1, P2, ...; names stay on the meeting server) — never images, audio "
+            "or words — are sent to Google's Gemini on Vertex AI (project acme-meet, location "
+            "europe-west4).",
+        ),
+        (
+            {
+                "summaries.summarizer": "vertex",
+                "summaries.enabled": False,
+                "summaries.vertex.project": "acme-meet",
+                "summaries.vertex.share_names": True,
+            },
+            "The host can ask questions about the meeting. To answer the host's questions, "
+            "aggregated figures about the meeting with participants' display names — never "
+            "images, audio or words — are sent to Google's Gemini on Vertex AI (project "
+            "acme-meet, location global).",
+        ),
+    ],
+)
+async def test_join_notice_says_where_summaries_and_answers_are_made(
+    aiohttp_client: Any, tmp_path: Any, overrides: dict[str, Any], says: str
+) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path, **overrides)))
+    meeting = await (await client.post("/api/meetings", json={"name": "M"})).json()
+    html = await (await client.get(f"/join/{meeting['id']}?token={join_token(meeting)}")).text()
+    # Shown in the notice, before the consent form (before anything is analysed).
+    assert html.index('id="notice-summaries"') < html.index('id="consent-form"')
+    assert notice_summaries(html) == says.replace("'", "&#39;")
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [

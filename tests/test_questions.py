@@ -203,6 +203,11 @@ def test_names_full_first_and_ambiguous() -> None:
     assert m.ambiguous == {"ada": ("P1", "P3")} and m.aliases == ()
     m = match_names("how long did Ada speak?", people[:2])
     assert m.text == "how long did P1 speak?"
+    # A surname (another word of the name, from three letters) names its person too.
+    m = match_names("compare lovelace and BYRON", people)
+    assert m.text == "compare P1 and P3" and not m.ambiguous
+    m = match_names("did Byron talk?", [*people, ("P4", "Cy Byron")])
+    assert m.ambiguous == {"byron": ("P3", "P4")}
 
 
 # -- the local answerer on hand-built data ---------------------------------------------------

@@ -74,14 +74,16 @@ class FakeVertex:
     """Answers generateContent like Vertex AI; ``script`` holds the next replies.
 
     A reply is an HTTP status (an error in Vertex's format), a float (seconds to stay
-    silent), a string (the model's text, as is) or nothing left: a valid summary of the
-    input it was sent (the local rules' summary, with a room mood of its own).
+    silent), a string (the model's text, as is) or nothing left: ``default`` of the user
+    message's JSON (a valid summary of the input it was sent: the local rules' summary,
+    with a room mood of its own).
     """
 
     url: str = ""
     script: list[Reply] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    default: Callable[[dict[str, Any]], str] | None = None
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -102,11 +104,8 @@ class FakeVertex:
                 pass
             reply = None
         if reply is None:
-            sent = json.loads(body["contents"][0]["parts"][0]["text"])
-            sent.pop("names", None)
-            output = summarize_local(SummaryInput.model_validate(sent))
-            output = output.model_copy(update={"room_mood": "The room looked calm (Gemini)."})
-            reply = output.model_dump_json()
+            write = self.default or gemini_summary
+            reply = write(json.loads(body["contents"][0]["parts"][0]["text"]))
         assert isinstance(reply, str)
         return web.json_response(
             {
@@ -128,13 +127,26 @@ class FakeVertex:
         )
 
 
-@pytest.fixture
-async def fake(aiohttp_server: Any) -> Any:
-    vertex = FakeVertex()
+def gemini_summary(sent: dict[str, Any]) -> str:
+    """What the fake answers a summary request with: a valid summary of ``sent``."""
+    sent = {k: v for k, v in sent.items() if k != "names"}
+    output = summarize_local(SummaryInput.model_validate(sent))
+    output = output.model_copy(update={"room_mood": "The room looked calm (Gemini)."})
+    return output.model_dump_json()
+
+
+async def serve_fake(aiohttp_server: Any, vertex: FakeVertex) -> FakeVertex:
+    """Serve ``vertex`` on 127.0.0.1 and return it with its URL set."""
     app = web.Application()
     app.router.add_post("/{tail:.*}", vertex.handle)
     server = await aiohttp_server(app, host="127.0.0.1")
     vertex.url = f"http://127.0.0.1:{server.port}"
+    return vertex
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Any) -> Any:
+    vertex = await serve_fake(aiohttp_server, FakeVertex())
     yield vertex
     vertex.release.set()
 

@@ -66,3 +66,4 @@ async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
     await manager.start()
     yield
     await manager.close()
+    await app[ANSWERER].aclose()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bot.fusion.registry import definitions
 from bot.meeting import MeetingManager, MeetingNotFound
+from bot.settings import Settings
 from bot.sources.browser import OfferError
 from bot.store import MeetingRecord
 from bot.summaries.ask import ask
@@ -167,6 +168,39 @@ async def create_meeting_form(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/host/{record.id}?token={host_token}")
 
 
+def summaries_notice(settings: Settings) -> str:
+    """What the join notice says about mood summaries, questions and where they are made."""
+    s = settings.summaries
+    made = (
+        f"The host receives a mood summary of the meeting every {s.interval_secs:g} seconds "
+        "and when they ask for one (engagement, mood and talk, per participant and for the "
+        "room), and can ask questions about the meeting."
+        if s.enabled
+        else "The host can ask questions about the meeting."
+    )
+    if s.summarizer != "vertex":
+        return (
+            f"{made} Summaries and answers are made on the meeting server from the scores "
+            "above; nothing is sent to any other service."
+        )
+    v = s.vertex
+    sent = (
+        "aggregated figures about the meeting with participants' display names"
+        if v.share_names
+        else "aggregated, pseudonymised figures about the meeting (participants appear as "
+        "P1, P2, ...; names stay on the meeting server)"
+    )
+    writes = (
+        "write summaries and answer the host's questions"
+        if s.enabled
+        else ("answer the host's questions")
+    )
+    return (
+        f"{made} To {writes}, {sent} — never images, audio or words — are sent to Google's "
+        f"Gemini on Vertex AI (project {v.project}, location {v.location})."
+    )
+
+
 async def join_page(request: web.Request) -> web.Response:
     """The participant page: notice first, then camera and microphone."""
     record = await _meeting(request, api=False)
@@ -221,6 +255,7 @@ async def join_page(request: web.Request) -> web.Response:
                 "analyses": analyses,
                 "viewers": settings.privacy.viewers,
                 "retention": settings.privacy.retention,
+                "summaries": summaries_notice(settings),
             },
             "analysis_fps": settings.analyzers.face_emotion.fps,
         },

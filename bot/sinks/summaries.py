@@ -35,16 +35,14 @@ from dataclasses import dataclass
 from bot.fusion.params import FusionParams
 from bot.settings import SummarySettings
 from bot.summaries import (
-    InvalidSummary,
     Pseudonyms,
     Summarizer,
-    SummarizerUnavailable,
     SummaryInput,
     SummaryOutput,
     to_event,
 )
 from bot.summaries.local import LocalSummarizer, summarize_local
-from bot.summaries.models import SummaryReason
+from bot.summaries.models import SummaryReason, failure_text
 from bot.summaries.vertex import VertexSummarizer
 from bot.summaries.window import SummaryWindow
 from bot.types import MeetingEvent, SummarizerInfo, SummaryEvent
@@ -71,17 +69,6 @@ def summarizer_for(settings: SummarySettings) -> Summarizer:
     if settings.summarizer == "vertex":
         return VertexSummarizer(settings.vertex, settings.timeout_secs)
     return LocalSummarizer()
-
-
-def _failure(e: BaseException, timeout_secs: float) -> str:
-    """What went wrong, completing "the <label> ...": no names, figures or text."""
-    if isinstance(e, TimeoutError):
-        return f"timed out after {timeout_secs:g} s"
-    if isinstance(e, InvalidSummary):
-        return f"returned invalid output ({e})"
-    if isinstance(e, SummarizerUnavailable):
-        return str(e)
-    return "failed"
 
 
 class SummarySink:
@@ -197,7 +184,7 @@ class SummarySink:
             )
             return self._event(job, output, s.name, s.label, s.model)
         except Exception as e:
-            failure = _failure(e, self.settings.timeout_secs)
+            failure = failure_text(e, self.settings.timeout_secs)
             log.warning(
                 "summarizer failed", extra={"summarizer": s.name, "error": type(e).__name__}
             )

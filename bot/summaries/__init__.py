@@ -8,6 +8,9 @@
 - :mod:`bot.summaries.local` — the local summarizer: documented deterministic rules.
 - :mod:`bot.summaries.vertex` — Gemini on Vertex AI (``summaries.summarizer = "vertex"``):
   the pseudonymised input as JSON, the response schema, retries, a per-meeting rate limit.
+- :mod:`bot.summaries.questions`, :mod:`bot.summaries.answers`, :mod:`bot.summaries.ask`
+  and :mod:`bot.summaries.vertex_answers` — the host's questions about the meeting:
+  reading rules, the local answerer, the context from the store, Gemini's answers.
 - :mod:`bot.sinks.summaries` — the scheduler: a sink of the live meeting that makes a
   summary every ``summaries.interval_secs`` of meeting time, when the last participant
   leaves and when the host asks, and publishes it as a :class:`~bot.types.SummaryEvent`.

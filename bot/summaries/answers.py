@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.summaries.local import clock, moment_text, names
+from bot.summaries.models import Pseudonyms
 from bot.summaries.questions import (
     Answer,
     AnswerRange,
@@ -84,10 +85,14 @@ class LocalAnswerer:
 
     name = "local"
     label = LABEL
+    model: str | None = None
 
-    async def answer(self, question: str, context: QuestionContext) -> Answer:
-        """The answer by the rules of this module."""
+    async def answer(self, question: str, context: QuestionContext, names: Pseudonyms) -> Answer:
+        """The answer by the rules of this module (``names`` is not needed)."""
         return answer_local(question, context)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
 
 # -- figures ---------------------------------------------------------------------------------

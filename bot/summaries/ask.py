@@ -12,13 +12,17 @@
    the summaries that overlap it — thinned to every n-th state when a range holds more
    than :data:`MAX_STATE_ROWS` states;
 3. the configured :class:`~bot.summaries.questions.Answerer` answers (bounded by
-   ``summaries.timeout_secs``); one that fails, times out or names someone who is not in
-   the context is replaced by the local answerer, and the answer says so;
+   ``summaries.timeout_secs``); one that fails, times out, is rate-limited or answers
+   something that does not fit the context (:func:`validate_answer`) is replaced by the
+   local answerer, and the answer's note says why, as a summary's does ("the Gemini
+   answer (gemini-3.5-flash) failed: HTTP 500 INTERNAL after 3 attempts; local answer
+   instead");
 4. pseudonyms are mapped back to names on this machine.
 
-Which answerer answers follows ``summaries.summarizer`` through :data:`ANSWERERS`
-(``local`` today; a remote answerer registers itself there and gets the same
-pseudonymised context).
+Which answerer answers follows ``summaries.summarizer`` through :data:`ANSWERERS`:
+``local`` (:mod:`bot.summaries.answers`) or ``vertex``
+(:mod:`bot.summaries.vertex_answers`, Gemini on Vertex AI, given the same pseudonymised
+context, aggregated).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from pydantic import BaseModel, ConfigDict
 from bot.settings import Settings
 from bot.store import MeetingRecord, ParticipantRecord, Store
 from bot.summaries.answers import LABEL, LocalAnswerer, answer_local
-from bot.summaries.models import ALIAS_RE, MomentInput, Pseudonyms
+from bot.summaries.local import clock
+from bot.summaries.models import ALIAS_RE, InvalidAnswer, MomentInput, Pseudonyms, failure_text
 from bot.summaries.questions import (
     Answer,
     Answerer,
@@ -46,6 +51,8 @@ from bot.summaries.questions import (
     match_names,
     parse_question,
 )
+from bot.summaries.vertex import GeminiClient
+from bot.summaries.vertex_answers import RANGE_SLACK_SECS, VertexAnswerer
 from bot.summaries.window import HOLD_SECS
 
 log = logging.getLogger(__name__)
@@ -60,7 +67,10 @@ MAX_SUMMARIES_READ = 200
 BASE_READINGS = ("engagement", "attention", "expressiveness", "participation", "valence", "arousal")
 
 #: Answerers by ``summaries.summarizer``; an unknown name answers locally.
-ANSWERERS: dict[str, Callable[[Settings], Answerer]] = {"local": lambda _settings: LocalAnswerer()}
+ANSWERERS: dict[str, Callable[[Settings], Answerer]] = {
+    "local": lambda _settings: LocalAnswerer(),
+    "vertex": lambda s: VertexAnswerer(GeminiClient(s.summaries.vertex, s.summaries.timeout_secs)),
+}
 
 
 def make_answerer(settings: Settings) -> Answerer:
@@ -112,6 +122,7 @@ class QuestionResult(_Model):
     answer: AnswerView
     source: Literal["local", "vertex"]
     label: str
+    model: str | None = None
 
 
 # -- the context -----------------------------------------------------------------------------
@@ -228,15 +239,11 @@ async def gather_context(
 # -- answering -------------------------------------------------------------------------------
 
 
-class InvalidAnswer(ValueError):
-    """An answer names someone who is not in its context."""
-
-
 def validate_answer(answer: Answer, ctx: QuestionContext) -> Answer:
-    """Check that every pseudonym an answer uses is in the context; the range is the context's.
+    """Check an answer against its context: pseudonyms known, range inside the one asked.
 
     Raises:
-        InvalidAnswer: naming the first unknown pseudonym.
+        InvalidAnswer: naming the first problem.
     """
     known = {p.alias for p in ctx.participants}
     named = [*answer.participants, *(f.participant for f in answer.figures if f.participant)]
@@ -244,15 +251,18 @@ def validate_answer(answer: Answer, ctx: QuestionContext) -> Answer:
     for alias in named:
         if alias not in known:
             raise InvalidAnswer(f"names {alias!r}, who is not in the meeting")
-    return answer.model_copy(update={"range": ctx.range})
-
-
-def _failure(e: BaseException) -> str:
-    if isinstance(e, TimeoutError):
-        return "timed out"
-    if isinstance(e, InvalidAnswer):
-        return f"gave an invalid answer ({e})"
-    return "failed"
+    got, asked = answer.range, ctx.range
+    if not (
+        asked.start_secs - RANGE_SLACK_SECS
+        <= got.start_secs
+        <= got.end_secs
+        <= asked.end_secs + RANGE_SLACK_SECS
+    ):
+        raise InvalidAnswer(
+            f"looked at {clock(got.start_secs)}–{clock(got.end_secs)}, "
+            f"not within {clock(asked.start_secs)}–{clock(asked.end_secs)}"
+        )
+    return answer
 
 
 def _ambiguous(
@@ -273,7 +283,12 @@ def _ambiguous(
 
 
 def reveal(
-    question: str, answer: Answer, names: Pseudonyms, source: str, label: str
+    question: str,
+    answer: Answer,
+    names: Pseudonyms,
+    source: str,
+    label: str,
+    model: str | None = None,
 ) -> QuestionResult:
     """The answer with pseudonyms mapped back to names."""
 
@@ -313,6 +328,7 @@ def reveal(
         answer=view,
         source="vertex" if source == "vertex" else "local",
         label=label,
+        model=model,
     )
 
 
@@ -355,19 +371,40 @@ async def ask(
     ctx = await gather_context(
         store, record.id, records, origin, rng, now_secs, readings, settings.fusion.bands
     )
+    return await answer_from(
+        question, match.text, ctx, names, answerer, settings.summaries.timeout_secs
+    )
+
+
+async def answer_from(
+    question: str,
+    text: str,
+    ctx: QuestionContext,
+    names: Pseudonyms,
+    answerer: Answerer,
+    timeout_secs: float,
+) -> QuestionResult:
+    """The answerer's answer to ``text`` from ``ctx``, else the local one with a note.
+
+    Args:
+        question: As the host asked it (returned with the answer).
+        text: The question with names replaced by pseudonyms (what answerers read).
+        ctx: The pseudonymised context.
+        names: Who the pseudonyms are.
+        answerer: Who answers.
+        timeout_secs: Longest wait for the answerer (``summaries.timeout_secs``).
+    """
     if answerer.name == "local":
-        return reveal(question, answer_local(match.text, ctx), names, "local", LABEL)
+        return reveal(question, answer_local(text, ctx), names, "local", LABEL)
     try:
-        answer = await asyncio.wait_for(
-            answerer.answer(match.text, ctx), settings.summaries.timeout_secs
-        )
+        answer = await asyncio.wait_for(answerer.answer(text, ctx, names), timeout_secs)
         answer = validate_answer(answer, ctx)
     except Exception as e:
         log.warning(
             "answerer failed; answering locally",
             extra={"answerer": answerer.name, "error": type(e).__name__},
         )
-        note = f"the {answerer.label} {_failure(e)}; {LABEL} instead"
-        answer = answer_local(match.text, ctx).model_copy(update={"note": note})
+        note = f"the {answerer.label} {failure_text(e, timeout_secs)}; {LABEL} instead"
+        answer = answer_local(text, ctx).model_copy(update={"note": note})
         return reveal(question, answer, names, "local", LABEL)
-    return reveal(question, answer, names, answerer.name, answerer.label)
+    return reveal(question, answer, names, answerer.name, answerer.label, answerer.model)

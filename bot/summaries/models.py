@@ -263,8 +263,16 @@ class SummaryOutput(BaseModel):
         return schema
 
 
-class InvalidSummary(ValueError):
+class InvalidOutput(ValueError):
+    """A summarizer's or answerer's output does not fit what it was given."""
+
+
+class InvalidSummary(InvalidOutput):
     """A summarizer's output does not fit its input (it is never shown as valid)."""
+
+
+class InvalidAnswer(InvalidOutput):
+    """An answerer's output does not fit its question's context (never shown as valid)."""
 
 
 class SummarizerUnavailable(RuntimeError):
@@ -274,6 +282,21 @@ class SummarizerUnavailable(RuntimeError):
     instead ("failed: HTTP 503 UNAVAILABLE after 3 attempts"); it never carries names,
     figures or text from the meeting.
     """
+
+
+def failure_text(e: BaseException, timeout_secs: float) -> str:
+    """What went wrong, completing "the <label> ...": no names, figures or text.
+
+    The note shown with a local summary or answer that stands in for a remote one reads
+    "the <label> <this>; local summary instead".
+    """
+    if isinstance(e, TimeoutError):
+        return f"timed out after {timeout_secs:g} s"
+    if isinstance(e, InvalidOutput):
+        return f"returned invalid output ({e})"
+    if isinstance(e, SummarizerUnavailable):
+        return str(e)
+    return "failed"
 
 
 def validate_output(output: SummaryOutput, inp: SummaryInput) -> SummaryOutput:

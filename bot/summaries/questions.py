@@ -19,8 +19,9 @@ the store in :mod:`bot.summaries.ask`.
 Reading rules, applied to the lower-cased question:
 
 - **Names**: a participant's full display name, then their first name (the first word
-  of the display name) as a whole word, case-insensitive; longer names first. A first
-  name two participants share, without the full name, is ambiguous.
+  of the display name), then another word of it from three letters on (a surname), as
+  a whole word, case-insensitive; longer names first. A first name or surname two
+  participants share, without the full name, is ambiguous.
 - **Time range**: "(in) the last/past/previous N seconds/minutes/hours" (N in digits
   or words, "a"/"the last minute" = 1, "a couple of" = 2, "a few" = 5, "half an hour"
   = 30 minutes); "the first N minutes"; "since/after/from T" with "to/until T2";
@@ -58,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from bot.fusion.registry import BY_NAME, REGISTRY
 from bot.summaries.local import clock
-from bot.summaries.models import MomentInput
+from bot.summaries.models import MomentInput, Pseudonyms
 
 Kind = Literal["who", "when", "how_long", "compare", "value", "summary", "unknown"]
 Source = Literal["states", "room", "moments", "summaries"]
@@ -234,8 +235,21 @@ class Answerer(Protocol):
     #: How the sidebar labels its answers ("local answer").
     label: str
 
-    async def answer(self, question: str, context: QuestionContext) -> Answer:
-        """The answer to ``question`` (its names already replaced by pseudonyms)."""
+    @property
+    def model(self) -> str | None:
+        """The model that answers (``None`` for the local rules)."""
+        ...
+
+    async def answer(self, question: str, context: QuestionContext, names: Pseudonyms) -> Answer:
+        """The answer to ``question`` (its names already replaced by pseudonyms).
+
+        ``names`` says who the pseudonyms are; an answerer sends no name anywhere
+        unless it is configured to (``summaries.vertex.share_names``).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (the server stops)."""
         ...
 
 
@@ -270,14 +284,17 @@ def match_names(question: str, people: list[tuple[str, str]]) -> NameMatch:
     """
     full: dict[str, list[str]] = {}
     first: dict[str, list[str]] = {}
+    other: dict[str, list[str]] = {}
     for alias, name in people:
         name = " ".join(name.split())
         if not name:
             continue
         full.setdefault(name.lower(), []).append(alias)
-        head = name.split()[0]
+        head, *rest = name.split()
         if len(head) >= 2 and head.lower() != name.lower():
             first.setdefault(head.lower(), []).append(alias)
+        for word in dict.fromkeys(w.lower() for w in rest if len(w) >= 3):
+            other.setdefault(word, []).append(alias)
     text = question
     ambiguous: dict[str, tuple[str, ...]] = {}
     # Full names, longest first, then first names; a placeholder keeps replaced text out
@@ -288,7 +305,7 @@ def match_names(question: str, people: list[tuple[str, str]]) -> NameMatch:
         slots.append(aliases[0])
         return f"\x00{len(slots) - 1}\x00"
 
-    for table in (full, first):
+    for table in (full, first, other):
         for key in sorted(table, key=len, reverse=True):
             aliases = table[key]
             pattern = _word(key)

@@ -1,5 +1,10 @@
 """Gemini on Vertex AI as the summarizer (``summaries.summarizer = "vertex"``).
 
+:class:`GeminiClient` is the part shared with the answerer of the host's questions
+(:mod:`bot.summaries.vertex_answers`): google-genai's client, the retries, the time
+limits and the token log below. :class:`VertexSummarizer` adds the summary's payload,
+schema, checks and per-meeting rate limit.
+
 **What is sent** (and nothing else leaves the machine): one ``generateContent`` request
 per summary, through ``google-genai``'s async client, to
 ``{endpoint}/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent``
@@ -52,13 +57,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import aiohttp
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bot.settings import VertexSettings, validation_lines
 from bot.summaries.models import (
+    InvalidOutput,
     InvalidSummary,
     Pseudonyms,
     SummarizerUnavailable,
@@ -141,24 +147,35 @@ def payload_json(inp: SummaryInput, names: Pseudonyms, *, share_names: bool = Fa
     )
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_json(text: str | None, schema: type[M], invalid: type[InvalidOutput]) -> M:
+    """Gemini's text as an instance of ``schema``.
+
+    Raises:
+        InvalidOutput: (of type ``invalid``) no text, not JSON, or not the schema.
+    """
+    if not text or not text.strip():
+        raise invalid("no text")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise invalid(f"not JSON (line {e.lineno}, column {e.colno})") from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as e:
+        # The pydantic message names the field and the rule, never the value.
+        raise invalid(f"not the response schema: {validation_lines(e)[0]}") from None
+
+
 def parse_output(text: str | None, inp: SummaryInput) -> SummaryOutput:
     """Gemini's answer as a summary of ``inp``.
 
     Raises:
         InvalidSummary: no text, not JSON, not the schema, or not a summary of ``inp``.
     """
-    if not text or not text.strip():
-        raise InvalidSummary("no text")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InvalidSummary(f"not JSON (line {e.lineno}, column {e.colno})") from None
-    try:
-        output = SummaryOutput.model_validate(data)
-    except ValidationError as e:
-        # The pydantic message names the field and the rule, never the value.
-        raise InvalidSummary(f"not the response schema: {validation_lines(e)[0]}") from None
-    return validate_output(output, inp)
+    return validate_output(parse_json(text, SummaryOutput, InvalidSummary), inp)
 
 
 def backoff_secs(retry: int, initial_secs: float, max_secs: float, u: float) -> float:
@@ -187,6 +204,18 @@ class CallLimit:
         self._calls.append(ts)
         return True
 
+    def check(self, ts: float, per: str) -> None:
+        """:meth:`take`, or raise saying the limit is reached ("... 90 ``per`` ...").
+
+        Raises:
+            SummarizerUnavailable: no call is left.
+        """
+        if not self.take(ts):
+            log.info("gemini rate limit reached", extra={"max_calls": self.max_calls})
+            raise SummarizerUnavailable(
+                f"was not asked: the limit of {self.max_calls} {per} is reached"
+            )
+
 
 def _describe(e: Exception) -> tuple[bool, str]:
     """(worth another attempt, what went wrong in a few words: no names, no text)."""
@@ -212,22 +241,21 @@ def _describe(e: Exception) -> tuple[bool, str]:
     return False, type(e).__name__
 
 
-class VertexSummarizer:
-    """The :class:`~bot.summaries.Summarizer` that asks Gemini on Vertex AI. Event loop.
+class GeminiClient:
+    """google-genai's async client with this module's retries, time limits and usage log.
 
-    One per meeting (the rate limit is the meeting's). Never blocks the loop: the
-    client is built in a worker thread, requests are awaited on google-genai's aiohttp
-    client.
+    Event loop. Shared by :class:`VertexSummarizer` and
+    :class:`~bot.summaries.vertex_answers.VertexAnswerer`: each owns one, and its own
+    rate limit. Never blocks the loop: the client is built in a worker thread, requests
+    are awaited on google-genai's aiohttp client.
 
     Args:
         settings: ``[summaries.vertex]``.
-        timeout_secs: All attempts of one summary together (``summaries.timeout_secs``).
+        timeout_secs: All attempts of one call together (``summaries.timeout_secs``).
         credentials: Google credentials (default: Application Default Credentials).
         sleep: Awaited between attempts (tests pass a recorder).
         uniform: Random numbers in [0, 1) for the jitter (tests pass fixed ones).
     """
-
-    name = "vertex"
 
     def __init__(
         self,
@@ -240,59 +268,33 @@ class VertexSummarizer:
     ) -> None:
         self.settings = settings
         self.timeout_secs = timeout_secs
-        self.model: str | None = settings.model
-        self.label = f"{LABEL} ({settings.model})"
-        self.limit = CallLimit(settings.max_calls_per_hour)
         self._credentials = credentials
         self._sleep = sleep
         self._uniform = uniform
         self._client: genai.Client | None = None
         self._client_lock = asyncio.Lock()
 
-    @property
-    def where(self) -> str:
-        """Where it runs and what is sent, for the sidebar."""
-        s = self.settings
-        via = f" via {s.base_url}" if s.base_url else ""
-        sent = (
-            "aggregated figures and display names are sent"
-            if s.share_names
-            else "aggregated, pseudonymised figures are sent"
-        )
-        return (
-            f"Gemini ({s.model}) on Vertex AI, project {s.project} ({s.location}){via}: "
-            f"{sent}, never images, audio or words"
-        )
+    async def generate(
+        self, text: str, *, system_instruction: str, response_schema: dict[str, Any], purpose: str
+    ) -> str | None:
+        """The model's text for one user message ``text``, asked for JSON in ``response_schema``.
 
-    async def summarize(self, inp: SummaryInput, names: Pseudonyms) -> SummaryOutput:
-        """Gemini's summary of ``inp``, validated against it.
+        ``purpose`` (``summary``, ``answer``) goes to the log only.
 
         Raises:
-            SummarizerUnavailable: rate limit reached, no client, or the requests failed.
-            InvalidSummary: the answer is not a valid summary of ``inp``.
+            SummarizerUnavailable: no client, or the requests failed.
             TimeoutError: no answer within ``timeout_secs``.
         """
-        if not self.limit.take(inp.end_secs):
-            log.info(
-                "gemini rate limit reached; local summary instead",
-                extra={"max_calls_per_hour": self.settings.max_calls_per_hour},
-            )
-            raise SummarizerUnavailable(
-                f"was not asked: the limit of {self.settings.max_calls_per_hour} "
-                "per hour of meeting is reached"
-            )
         client = await self._get_client()
-        text = payload_json(inp, names, share_names=self.settings.share_names)
-        response = await self._generate(client, text)
-        return parse_output(response.text, inp)
+        config = self._config(system_instruction, response_schema)
+        response = await self._generate(client, text, config, purpose)
+        return response.text
 
     async def aclose(self) -> None:
         """Close the client's connections."""
         client, self._client = self._client, None
         if client is not None:
             await client.aio.aclose()
-
-    # -- the client -----------------------------------------------------------------
 
     async def _get_client(self) -> genai.Client:
         async with self._client_lock:
@@ -323,25 +325,28 @@ class VertexSummarizer:
             ),
         )
 
-    def _config(self) -> genai_types.GenerateContentConfig:
+    def _config(
+        self, system_instruction: str, response_schema: dict[str, Any]
+    ) -> genai_types.GenerateContentConfig:
         from google.genai import types
 
         return types.GenerateContentConfig(
-            system_instruction=SYSTEM_INSTRUCTION,
+            system_instruction=system_instruction,
             temperature=self.settings.temperature,
             response_mime_type="application/json",
-            response_schema=SummaryOutput.response_schema(),
+            response_schema=response_schema,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
 
-    # -- one summary ----------------------------------------------------------------
-
     async def _generate(
-        self, client: genai.Client, text: str
+        self,
+        client: genai.Client,
+        text: str,
+        config: genai_types.GenerateContentConfig,
+        purpose: str,
     ) -> genai_types.GenerateContentResponse:
         """One answer, retrying transient failures within ``timeout_secs``."""
         s = self.settings
-        config = self._config()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_secs
         for attempt in range(1, s.max_attempts + 1):
@@ -359,7 +364,12 @@ class VertexSummarizer:
                 last = attempt == s.max_attempts
                 log.warning(
                     "gemini request failed",
-                    extra={"attempt": attempt, "reason": why, "retry": retry and not last},
+                    extra={
+                        "purpose": purpose,
+                        "attempt": attempt,
+                        "reason": why,
+                        "retry": retry and not last,
+                    },
                 )
                 if not retry:
                     raise SummarizerUnavailable(f"failed: {why}") from e
@@ -376,18 +386,23 @@ class VertexSummarizer:
                     ) from e
                 await self._sleep(delay)
                 continue
-            self._log_usage(response, attempt, started)
+            self._log_usage(response, purpose, attempt, started)
             return response
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     def _log_usage(
-        self, response: genai_types.GenerateContentResponse, attempts: int, started: float
+        self,
+        response: genai_types.GenerateContentResponse,
+        purpose: str,
+        attempts: int,
+        started: float,
     ) -> None:
         """Token counts and timing only: never names, figures or text."""
         usage = response.usage_metadata
         log.info(
             "gemini answered",
             extra={
+                "purpose": purpose,
                 "model": self.settings.model,
                 "model_version": response.model_version,
                 "attempts": attempts,
@@ -398,3 +413,71 @@ class VertexSummarizer:
                 "total_tokens": usage.total_token_count if usage else None,
             },
         )
+
+
+class ClientOptions(TypedDict, total=False):
+    """:class:`GeminiClient`'s keyword arguments."""
+
+    credentials: Credentials | None
+    sleep: Callable[[float], Awaitable[None]]
+    uniform: Callable[[], float]
+
+
+class VertexSummarizer:
+    """The :class:`~bot.summaries.Summarizer` that asks Gemini on Vertex AI. Event loop.
+
+    One per meeting (the rate limit is the meeting's). Requests go through a
+    :class:`GeminiClient` built from the arguments.
+
+    Args:
+        settings: ``[summaries.vertex]``.
+        timeout_secs: All attempts of one summary together (``summaries.timeout_secs``).
+        options: The client's (credentials, sleep, uniform).
+    """
+
+    name = "vertex"
+
+    def __init__(
+        self, settings: VertexSettings, timeout_secs: float, **options: Unpack[ClientOptions]
+    ) -> None:
+        self.settings = settings
+        self.model: str | None = settings.model
+        self.label = f"{LABEL} ({settings.model})"
+        self.limit = CallLimit(settings.max_calls_per_hour)
+        self.client = GeminiClient(settings, timeout_secs, **options)
+
+    @property
+    def where(self) -> str:
+        """Where it runs and what is sent, for the sidebar."""
+        s = self.settings
+        via = f" via {s.base_url}" if s.base_url else ""
+        sent = (
+            "aggregated figures and display names are sent"
+            if s.share_names
+            else "aggregated, pseudonymised figures are sent"
+        )
+        return (
+            f"Gemini ({s.model}) on Vertex AI, project {s.project} ({s.location}){via}: "
+            f"{sent}, never images, audio or words"
+        )
+
+    async def summarize(self, inp: SummaryInput, names: Pseudonyms) -> SummaryOutput:
+        """Gemini's summary of ``inp``, validated against it.
+
+        Raises:
+            SummarizerUnavailable: rate limit reached, no client, or the requests failed.
+            InvalidSummary: the answer is not a valid summary of ``inp``.
+            TimeoutError: no answer within ``timeout_secs``.
+        """
+        self.limit.check(inp.end_secs, "per hour of meeting")
+        text = await self.client.generate(
+            payload_json(inp, names, share_names=self.settings.share_names),
+            system_instruction=SYSTEM_INSTRUCTION,
+            response_schema=SummaryOutput.response_schema(),
+            purpose="summary",
+        )
+        return parse_output(text, inp)
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self.client.aclose()
