@@ -159,3 +159,16 @@ def test_iou() -> None:
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
     assert iou((0, 0, 10, 10), (20, 0, 10, 10)) == 0.0
     assert iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+def test_a_face_only_followed_from_its_landmarks_is_not_confirmed() -> None:
+    # A detector false positive, then followed from its own landmarks between detector
+    # runs: matched on every frame, but never found by the detector again.
+    tracker = FaceTracker()
+    assert tracker.update(0.0, [box(100.0, 100.0)], [True]).ids == (None,)
+    for i in range(1, 10):
+        assert tracker.update(i / FPS, [box(100.0, 100.0)], [False]).ids == (None,)
+    # The next detector run finds it again: now it is a face.
+    assert tracker.update(10 / FPS, [box(100.0, 100.0)], [True]).ids == (1,)
+    with pytest.raises(ValueError, match="one entry per box"):
+        tracker.update(11 / FPS, [box(100.0, 100.0)], [])

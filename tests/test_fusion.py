@@ -291,6 +291,18 @@ def test_a_room_cameras_second_face_has_no_voice_of_its_own() -> None:
     assert "not this face's" in (state.readings["participation"].reason or "")
 
 
+def test_a_room_cameras_second_face_out_of_view_is_not_disengaged() -> None:
+    # The person's own card decays to "not attentive" when the face goes (see above); a
+    # further face of a shared camera has nothing else observing it, so out of view it
+    # reads null at once instead of engagement 0 (it may have left the picture).
+    obs: list[Observation] = [*frames(0, 4, 10), no_face(4.1)]
+    state = run(obs, voice_attributable=False)
+    assert state.value("attention") is None
+    assert "shared camera" in (state.readings["attention"].reason or "")
+    assert state.engagement is None
+    assert run(obs).value("attention") == pytest.approx(math.exp(-0.1 / 8))
+
+
 def test_failed_analysis_repeats_the_last_readings_flagged_stale() -> None:
     before = run(frames(0, 2, 10))
     fused = None

@@ -18,7 +18,12 @@ pytestmark = pytest.mark.model
 async def test_two_faces_become_a_participant_and_a_sub_participant(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path,
-        **{"analyzers.enabled": ["face_emotion"], "analyzers.face_emotion.fps": 30.0},
+        **{
+            "analyzers.enabled": ["face_emotion"],
+            "analyzers.face_emotion.fps": 30.0,
+            # A new face needs two detector finds; these frames span under a second.
+            "analyzers.face_emotion.detect_interval_secs": 0,
+        },
     )
     manager = MeetingManager(settings)
     await manager.start()

@@ -118,12 +118,15 @@ def pipeline(**changes: Any) -> PipelineSettings:
 
 
 async def run_session(
-    frames: list[Any], pool: InferencePool, fps: float = 50.0, interval: float = 0.0
+    frames: list[Any],
+    pool: InferencePool,
+    fps: float = 50.0,
+    interval: float = 0.0,
+    params: FaceEmotionParams | None = None,
 ) -> tuple[ParticipantSession, list[ParticipantState]]:
     sink = Fusing()
-    session = ParticipantSession(
-        "p1", pool, FaceEmotionParams().model_copy(update={"fps": fps}), pipeline(), sink
-    )
+    face_params = (params or FaceEmotionParams()).model_copy(update={"fps": fps})
+    session = ParticipantSession("p1", pool, face_params, pipeline(), sink)
     session.add_track(ScriptedTrack(frames, interval_secs=interval, linger_secs=0.3))
     await asyncio.wait_for(session.ended.wait(), 10)
     await session.close()
@@ -191,7 +194,10 @@ async def test_failure_marks_stale_and_carries_on() -> None:
 async def test_real_analyzer_through_worker_module() -> None:
     # The real face analyzer (MediaPipe port + mini-Xception), loaded by the worker
     # initializer in-process; faces are tracked in the session.
-    specs = {"face_emotion": FaceEmotionParams(device="cpu").model_dump()}
+    # The detector on every frame: a new face needs two detector finds, and these few
+    # frames are closer together than detect_interval_secs.
+    params = FaceEmotionParams(device="cpu", detect_interval_secs=0)
+    specs = {"face_emotion": params.model_dump()}
     pool = InferencePool(specs, workers=1, mode="thread")
     await pool.start()
     try:
@@ -199,11 +205,12 @@ async def test_real_analyzer_through_worker_module() -> None:
         frames = [frame_from_rgb(face, pts=i * 9000) for i in range(5)]
         frames.append(make_video_frame(320, 240, pts=45000))
         # Frames 0.1 s apart: a slow machine may skip some (newest frame wins).
-        _, states = await run_session(frames, pool, fps=1000.0, interval=0.1)
+        _, states = await run_session(frames, pool, fps=1000.0, interval=0.1, params=params)
     finally:
         await pool.close()
     assert "face_emotion" in _worker._loaded
-    # A new face is confirmed on its second frame (one-frame false positives get no card).
+    # A new face is confirmed on its second detector find (one-frame false positives and
+    # detector false positives followed from their landmarks get no card).
     assert states[0].face_visible is False
     seen = next(s for s in states if s.face_visible)
     assert seen.emotion is not None and seen.emotion.dominant == "happy"

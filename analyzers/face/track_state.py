@@ -397,10 +397,13 @@ class DetectedFace:
         box: ``(x, y, w, h)`` in pixels.
         measurement: The face's measurement, or None when the landmarks failed; the
             track then reads as not visible this frame.
+        detected: Whether the detector found it this frame (False: followed from the
+            previous frame's landmarks); a new face needs detector evidence.
     """
 
     box: tuple[float, float, float, float]
     measurement: FaceMeasurement | None
+    detected: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,7 +453,9 @@ class FaceFeed:
             The readings of the confirmed tracks and the ids that ended. Faces on
             tentative tracks (the first frames of a new face) are not read.
         """
-        update = self.tracker.update(ts, [face.box for face in faces])
+        update = self.tracker.update(
+            ts, [face.box for face in faces], [face.detected for face in faces]
+        )
         readings: list[FaceReading] = []
         for face, track_id in zip(faces, update.ids, strict=True):
             if track_id is None:

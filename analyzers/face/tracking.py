@@ -27,7 +27,9 @@ take a detection from an established face.
 **Lifecycle**:
 
 - A detection no track takes starts a *tentative* track. It needs ``min_hits``
-  consecutive matched frames (default 2) before it is confirmed and given the next id;
+  consecutive matched frames (default 2), in ``min_detections`` of which (default 2)
+  the detector itself found it rather than the face being followed from its previous
+  landmarks, before it is confirmed and given the next id;
   a tentative track that misses a single frame is dropped. So a one-frame false
   positive never gets an id, and ids are not used up by them. On the frames before
   confirmation the detection's id is ``None``: the caller skips it (the first
@@ -57,6 +59,8 @@ from scipy.optimize import linear_sum_assignment
 TRACK_MAX_MISSED_SECS = 2.0
 #: Consecutive matched frames before a new track gets an id.
 TRACK_MIN_HITS = 2
+#: Detector runs that must find a new face before it gets an id (see TrackerParams).
+TRACK_MIN_DETECTIONS = 2
 #: Largest centre distance, in face sizes, between a predicted and a detected box.
 TRACK_MAX_CENTRE_DIST = 1.0
 #: Weight of the normalised centre distance against ``1 - IoU`` in the cost.
@@ -85,6 +89,15 @@ class TrackerParams(BaseModel):
         TRACK_MIN_HITS,
         ge=1,
         description="Consecutive matched frames before a new track is confirmed and numbered.",
+    )
+    min_detections: int = Field(
+        TRACK_MIN_DETECTIONS,
+        ge=1,
+        description="Frames in which the detector itself found a new face before it is "
+        "confirmed (at most min_hits count). Between detector runs faces are followed "
+        "from their landmarks, and a detector false positive (a patterned shirt) followed "
+        "that way would otherwise be confirmed on the next frame; a real face is found "
+        "again by the next run.",
     )
     max_centre_dist: float = Field(
         TRACK_MAX_CENTRE_DIST,
@@ -151,13 +164,14 @@ def _as_box(box: Sequence[float]) -> Box:
 
 
 class _Track:
-    __slots__ = ("box", "hits", "id", "last_ts", "velocity")
+    __slots__ = ("box", "detections", "hits", "id", "last_ts", "velocity")
 
-    def __init__(self, box: Box, ts: float) -> None:
+    def __init__(self, box: Box, ts: float, detected: bool) -> None:
         self.box = box
         self.last_ts = ts
         self.velocity: tuple[float, float] | None = None
         self.hits = 1
+        self.detections = int(detected)
         self.id: int | None = None
 
     def predicted(self, ts: float) -> Box:
@@ -167,7 +181,7 @@ class _Track:
         dt = ts - self.last_ts
         return (x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h)
 
-    def matched(self, box: Box, ts: float, gain: float) -> None:
+    def matched(self, box: Box, ts: float, gain: float, detected: bool) -> None:
         dt = ts - self.last_ts
         if dt > 0 and gain > 0:
             vx = (box[0] + box[2] / 2 - self.box[0] - self.box[2] / 2) / dt
@@ -180,6 +194,7 @@ class _Track:
         self.box = box
         self.last_ts = ts
         self.hits += 1
+        self.detections += detected
 
 
 class FaceTracker:
@@ -234,13 +249,20 @@ class FaceTracker:
             if cost[r, c] < _FORBIDDEN
         ]
 
-    def update(self, ts: float, boxes: Sequence[Sequence[float]]) -> TrackUpdate:
+    def update(
+        self,
+        ts: float,
+        boxes: Sequence[Sequence[float]],
+        detected: Sequence[bool] | None = None,
+    ) -> TrackUpdate:
         """Match one frame's face boxes to the tracks.
 
         Args:
             ts: Frame time in seconds; must not go backwards.
             boxes: The frame's face boxes ``(x, y, w, h)`` in pixels; empty when no
                 face was found.
+            detected: Per box, whether the detector found it this frame (False: followed
+                from the previous frame's landmarks). None: all were detected.
 
         Returns:
             The per-box ids and the missing and ended track ids.
@@ -253,6 +275,9 @@ class FaceTracker:
         self._last_ts = ts
         p = self.params
         frame_boxes = [_as_box(box) for box in boxes]
+        found = [True] * len(frame_boxes) if detected is None else list(detected)
+        if len(found) != len(frame_boxes):
+            raise ValueError("detected must have one entry per box")
         ended: list[int] = []
         alive: list[_Track] = []
         for track in self._tracks:
@@ -273,9 +298,13 @@ class FaceTracker:
         ids: list[int | None] = [None] * len(frame_boxes)
         matched: set[int] = set()
         for track, j in matches:
-            track.matched(frame_boxes[j], ts, p.velocity_gain)
+            track.matched(frame_boxes[j], ts, p.velocity_gain, found[j])
             matched.add(id(track))
-            if track.id is None and track.hits >= p.min_hits:
+            if (
+                track.id is None
+                and track.hits >= p.min_hits
+                and track.detections >= min(p.min_detections, p.min_hits)
+            ):
                 track.id = self._next_id
                 self._next_id += 1
             ids[j] = track.id
@@ -284,8 +313,8 @@ class FaceTracker:
         for j, box in enumerate(frame_boxes):
             if j in taken:
                 continue
-            track = _Track(box, ts)
-            if p.min_hits <= 1:
+            track = _Track(box, ts, found[j])
+            if p.min_hits <= 1 and found[j]:
                 track.id = self._next_id
                 self._next_id += 1
                 ids[j] = track.id

@@ -162,6 +162,8 @@ class FusionInputs:
         presence: Share of recent time with a face (the quality of face inputs), 0-1.
         face_reason: Why face behaviour is missing (no video, face gone for long).
         expression: The face emotion model's scores of the latest frame (face visible).
+        expression_reason: Why a visible face has no expression scores (``None``
+            otherwise), e.g. an OpenFace import without an expression classifier.
         metrics: Landmark readings of the last frame with a face, while it counts.
         has_landmarks: The detector gives landmarks (MediaPipe, not Haar).
         aus: Calibrated AU intensities 0-5 of the last face frame, or ``None``
@@ -189,6 +191,7 @@ class FusionInputs:
     presence: float
     face_reason: str | None
     expression: EmotionScores | None
+    expression_reason: str | None
     metrics: FaceMetrics | None
     has_landmarks: bool
     aus: Mapping[str, float] | None
@@ -226,6 +229,11 @@ def inputs_at(
         seen = None
     elif m.face_seen_ts is None or now - m.face_seen_ts > params.absent_null_secs:
         face_reason = "no face in view"
+        seen = None
+    elif not voice_attributable and not face_now:
+        # A further face of a shared camera is observed through its face alone: out of
+        # view, nothing shows how this person is doing (they may have left the picture).
+        face_reason = "face out of view (one face of a shared camera)"
         seen = None
     metrics = seen.metrics if seen is not None else None
     aus = metrics.aus if metrics is not None and metrics.calibrated else None
@@ -272,6 +280,7 @@ def inputs_at(
         presence=m.presence if video and m.presence is not None else 0.0,
         face_reason=face_reason,
         expression=m.face.emotion if face_now and m.face is not None else None,
+        expression_reason=m.face.expression_missing if face_now and m.face is not None else None,
         metrics=metrics,
         has_landmarks=metrics is not None,
         aus=aus,

@@ -119,7 +119,10 @@ class FaceReader:
                 scores = EmotionScores.of(self.participant_id, ts, "face",
                                           dict(zip(EMOTIONS, face.probs, strict=True)))  # fmt: skip
             return [FaceObservation(self.participant_id, 1, ts, scores)]
-        detected = [DetectedFace(f.box, f.measurement) for f in analysis.faces]
+        detected = [
+            DetectedFace(f.box, f.measurement, f.detector_score is not None)
+            for f in analysis.faces
+        ]
         readings = self._feed.update(ts, detected)
         out: dict[int, FaceObservation] = {}
         for reading in readings.readings:
