@@ -120,8 +120,7 @@ class FaceReader:
                                           dict(zip(EMOTIONS, face.probs, strict=True)))  # fmt: skip
             return [FaceObservation(self.participant_id, 1, ts, scores)]
         detected = [
-            DetectedFace(f.box, f.measurement, f.detector_score is not None)
-            for f in analysis.faces
+            DetectedFace(f.box, f.measurement, f.detector_score is not None) for f in analysis.faces
         ]
         readings = self._feed.update(ts, detected)
         out: dict[int, FaceObservation] = {}
