@@ -26,7 +26,8 @@ setup: $(VENV)/.setup-done
 
 test-setup: $(VENV)/.test-setup-done system-test-deps
 
-# Debian's Chromium (real browser tests), espeak-ng and sox (speech test audio) and
+# Debian's Chromium (real browser tests), espeak-ng and sox (speech test audio),
+# poppler-utils (the PDF report rendered and read back) and
 # iproute2 (tests run in a private network namespace). Installed when root with apt.
 system-test-deps:
 	@scripts/install_system_test_deps.sh

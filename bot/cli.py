@@ -13,6 +13,7 @@ import logging
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -22,6 +23,9 @@ from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from analyzers.face.emotion import FaceEmotionAnalyzer, FaceEmotionParams
+    from bot.meeting import MeetingManager
+    from bot.recordings import AnalysisProgress
+    from bot.sources.recording import RecordingInfo
 
 log = logging.getLogger("meetmood")
 
@@ -115,6 +119,57 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(create)
     listing = msub.add_parser("list", help="list meetings")
     _add_config_flags(listing)
+
+    openface = sub.add_parser(
+        "import-openface",
+        help="make a meeting from OpenFace FeatureExtraction CSVs (one participant per file)",
+    )
+    openface.add_argument("csv", nargs="+", type=Path, metavar="CSV", help="OpenFace CSV file")
+    openface.add_argument("--name", default="", help="meeting name (default: OpenFace import)")
+    openface.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading CSVs that OpenFace is still writing, and serve the sidebar meanwhile",
+    )
+    openface.add_argument(
+        "--idle-secs",
+        type=_positive_float,
+        default=30.0,
+        help="with --follow: stop after this many seconds without a new row (default 30)",
+    )
+    openface.add_argument(
+        "--min-confidence",
+        type=_unit_float,
+        default=None,
+        help="rows below this OpenFace confidence count as no face (default 0.8)",
+    )
+    openface.add_argument(
+        "--fps",
+        type=_non_negative_float,
+        default=None,
+        help="observations per second of video sent to fusion (default 10; 0: every row)",
+    )
+    _add_config_flags(openface)
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="analyse a recorded meeting (a video or audio file) into a meeting and its report",
+    )
+    analyze.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="mp4, webm, mkv, mov, avi, wav, m4a, ... (video, audio or both)",
+    )
+    analyze.add_argument("--name", default="", help="meeting name (default: the file's name)")
+    analyze.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="where to write the HTML report (default: beside the database)",
+    )
+    analyze.add_argument("--json", action="store_true", help="print JSON")
+    _add_config_flags(analyze)
 
     bench = sub.add_parser("bench", help="measure speed")
     bsub = bench.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
@@ -230,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", choices=DEVICES, default="cpu", help="torch device of the emotion model"
     )
     voice.add_argument("--json", action="store_true", help="print JSON")
+
+    report = sub.add_parser(
+        "report", help="write a meeting's report (HTML, PDF, JSON or CSV) from the database"
+    )
+    report.add_argument("meeting", metavar="MEETING", help="meeting id, or 'latest'")
+    report.add_argument(
+        "--format", choices=("html", "pdf", "json", "csv"), default="html", help="default html"
+    )
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="where to write it (default: meetmood-report-NAME-DATE.EXT here)",
+    )
+    _add_config_flags(report)
 
     evaluate = sub.add_parser("eval", help="measure accuracy on labelled images or audio clips")
     esub = evaluate.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
@@ -351,6 +422,16 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -484,6 +565,303 @@ async def _meeting_command(settings: Settings, args: argparse.Namespace) -> None
         await store.close()
 
 
+async def _report_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``meetmood report MEETING``: build the report from the store and write one file."""
+    from bot.report import (
+        ReportNotice,
+        build_report,
+        csv_chunks,
+        filename,
+        generator,
+        meeting_span,
+        render,
+    )
+    from bot.store import Store
+    from web.views import join_notice
+
+    store = Store(settings.storage.database_path)
+    await store.open()
+    try:
+        meeting_id = args.meeting
+        if meeting_id == "latest":
+            meetings = await store.list_meetings()
+            if not meetings:
+                return fail(f"{args.meeting}: no meetings in {settings.storage.database_path}")
+            meeting_id = meetings[0].id
+        record = await store.get_meeting(meeting_id)
+        if record is None:
+            return fail(f"{args.meeting}: no such meeting")
+        if args.format == "csv":
+            people = await store.list_participants(record.id)
+            start, _, _ = meeting_span(record, people, await store.last_ts(record.id), time.time())
+            out = args.output or Path(filename(record.name, record.id, start, "csv"))
+            with out.open("w", encoding="utf-8", newline="") as f:
+                async for chunk in csv_chunks(store, record.id, people, start):
+                    f.write(chunk)
+        else:
+            notice = ReportNotice.model_validate(join_notice(settings))
+            report = await build_report(store, record.id, settings, notice, generator=generator())
+            body = await asyncio.to_thread(render, report, args.format)
+            out = args.output or Path(
+                filename(record.name, record.id, report.meeting.start_ts, args.format)
+            )
+            out.write_bytes(body)
+    except OSError as e:
+        return fail(f"{args.output or 'output'}: cannot write: {e.strerror or e}")
+    finally:
+        await store.close()
+    print(out)
+    return 0
+
+
+def _analyze_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``meetmood analyze FILE``: check the file, analyse it into a meeting, write its report."""
+    from bot.sources.recording import RecordingError, probe
+
+    try:
+        info = probe(args.file)
+    except RecordingError as e:
+        return fail(f"{args.file}: {e}")
+    try:
+        return asyncio.run(_analyze(settings, args, info))
+    except RecordingError as e:
+        return fail(f"{args.file}: {e}")
+    except KeyboardInterrupt:
+        print(f"meetmood: {args.file}: interrupted; nothing was stored", file=sys.stderr)
+        return 130
+    except sqlite3.Error as e:
+        path = settings.storage.database_path
+        print(f"meetmood: storage.database: cannot open {path}: {e}", file=sys.stderr)
+        return 1
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr: seconds of media analysed, speed against real time, ETA."""
+
+    def __init__(self, total_secs: float, label: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=round(total_secs, 1),
+            desc=label,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            smoothing=0.1,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of media "
+            "[{elapsed}<{remaining}{postfix}]",
+        )
+
+    def update(self, progress: AnalysisProgress) -> None:
+        done = round(min(progress.done_secs, progress.duration_secs), 1)
+        if progress.speed is not None:
+            self.bar.set_postfix_str(f"{progress.speed:.2f}x real time", refresh=False)
+        self.bar.update(max(0.0, done - self.bar.n))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+async def _analyze(settings: Settings, args: argparse.Namespace, info: RecordingInfo) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from bot.meeting import MeetingManager
+    from bot.recordings import analyze_recording
+
+    manager = MeetingManager(settings)
+    # Not manager.start(): a server may be using the same database, and the participants
+    # it has open are not this command's to close.
+    await manager.store.open()
+    try:
+        print("loading the models…", file=sys.stderr, flush=True)
+        await manager.pool.start()
+        bar = _ProgressBar(info.duration_secs, args.file.name)
+        try:
+            with logging_redirect_tqdm():
+                result = await analyze_recording(
+                    manager, args.file, args.name, info=info, on_progress=bar.update
+                )
+        finally:
+            bar.close()
+        record = await manager.get_meeting(result.meeting_id)
+        try:
+            report = await _write_report(manager, result.meeting_id, args.report)
+        except OSError as e:
+            return fail(f"{args.report or 'report'}: cannot write: {e.strerror or e}")
+    finally:
+        await manager.pool.close()
+        await manager.store.close()
+    host_url = MeetingManager.host_url(settings.server.base_url, record, result.host_token)
+    media = ", ".join(d for d in (info.video, info.audio) if d)
+    if args.json:
+        out = {
+            "meeting_id": record.id,
+            "name": record.name,
+            "host_url": host_url,
+            "media": media,
+            "media_secs": round(info.duration_secs, 3),
+            "wall_secs": round(result.wall_secs, 3),
+            "speed": round(result.speed, 3),
+            "participants": result.participants,
+            "frames": {
+                "received": result.stats.frames_received,
+                "analysed": result.stats.frames_analyzed,
+                "dropped": result.stats.frames_dropped,
+            },
+            "audio_frames": result.stats.audio_frames,
+            "damaged_packets": result.bad_packets,
+            "report": str(report),
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"meeting:   {record.name} ({record.id})")
+    print(
+        f"analysed:  {info.duration_secs:.1f} s of media ({media}) in {result.wall_secs:.1f} s: "
+        f"{result.speed:.2f} s of media per second ({result.speed:.2f}x real time)"
+    )
+    print(f"participants: {result.participants} (further faces in the picture count as one each)")
+    if result.bad_packets:
+        print(f"damaged packets skipped: {result.bad_packets}")
+    print(f"host link: {host_url}")
+    print(f"report:    {report}")
+    print("Keep the host link secret: it opens the sidebar and is shown only once.")
+    return 0
+
+
+async def _write_report(manager: MeetingManager, meeting_id: str, output: Path | None) -> Path:
+    """Write the meeting's HTML report to ``output`` (default: beside the database)."""
+    from bot.report import ReportNotice, build_report, filename, generator, render
+    from web.views import join_notice
+
+    settings = manager.settings
+    notice = ReportNotice.model_validate(join_notice(settings))
+    report = await build_report(
+        manager.store,
+        meeting_id,
+        settings,
+        notice,
+        notices=manager.notices(),
+        generator=generator(),
+    )
+    body = await asyncio.to_thread(render, report, "html")
+    if output is None:
+        name = filename(report.meeting.name, meeting_id, report.meeting.start_ts, "html")
+        stem = name.removesuffix(".html")
+        output = settings.storage.database_path.parent / f"{stem}-{meeting_id}.html"
+    await asyncio.to_thread(output.write_bytes, body)
+    return output
+
+
+def _import_openface_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Check every file before creating anything, then import (see bot.sources.openface)."""
+    from bot.sources.openface import NotOpenFace, check_openface_file
+
+    problems = []
+    for path in args.csv:
+        try:
+            header = check_openface_file(path)
+        except NotOpenFace as e:
+            problems.append(f"{path}: {e}")
+        except OSError as e:
+            problems.append(f"{path}: cannot read: {e.strerror or e}")
+        else:
+            if header is None and not args.follow:
+                problems.append(f"{path}: not OpenFace output: the file is empty")
+    if problems:
+        return fail("\n".join(problems))
+    try:
+        return asyncio.run(_import_openface(settings, args))
+    except NotOpenFace as e:  # a followed file that was empty at the start
+        return fail(str(e))
+    except OSError as e:
+        print(f"meetmood: cannot start the server: {e}", file=sys.stderr)
+        return 1
+
+
+async def _import_openface(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.meeting import LiveMeeting, MeetingManager
+    from bot.sources.openface import IMPORT_FPS, MIN_CONFIDENCE, MediaTimeline, import_openface
+
+    name = args.name.strip() or "OpenFace import"
+    options: dict[str, Any] = {
+        "min_confidence": MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence,
+        "fps": IMPORT_FPS if args.fps is None else args.fps,
+    }
+    if not args.follow:
+        manager = MeetingManager(settings)  # no analyzers are started: OpenFace measured
+        await manager.store.open()
+        try:
+            record, host_token = await manager.create_meeting(name)
+            result = await import_openface(
+                lambda timeline: manager.live_on_clock(record.id, timeline), args.csv, **options
+            )
+        finally:
+            await manager.store.close()
+        base = settings.server.base_url
+    else:
+        from aiohttp import web
+
+        from web.app import create_app
+        from web.keys import MANAGER
+
+        app = create_app(settings)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()  # opens the database (and loads the enabled analyzers)
+        try:
+            site = web.TCPSite(runner, settings.server.host, settings.server.port)
+            await site.start()
+            port = settings.server.port
+            if port == 0 and runner.addresses:
+                port = runner.addresses[0][1]
+            base = settings.server.public_url or (
+                f"http://{_display_host(settings.server.host)}:{port}"
+            )
+            manager = app[MANAGER]
+            record, host_token = await manager.create_meeting(name)
+
+            async def running(timeline: MediaTimeline) -> LiveMeeting:
+                # The link is shown once the meeting runs on the import's clock, so a
+                # sidebar that opens it at once finds that meeting.
+                meeting = await manager.live_on_clock(record.id, timeline)
+                print(f"meeting:   {record.name} ({record.id})")
+                print(f"host link: {MeetingManager.host_url(base, record, host_token)}")
+                print(
+                    f"following {len(args.csv)} file(s); stops after {args.idle_secs:g} s "
+                    "without new rows or on Ctrl-C",
+                    flush=True,
+                )
+                return meeting
+
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            result = await import_openface(
+                running,
+                args.csv,
+                follow=True,
+                idle_secs=args.idle_secs,
+                stop=stop,
+                **options,
+            )
+        finally:
+            await runner.cleanup()
+    if not args.follow:
+        print(f"meeting:   {record.name} ({record.id})")
+        print(f"host link: {MeetingManager.host_url(base, record, host_token)}")
+    for display_name, pid in result.participants.items():
+        print(
+            f"{display_name}: participant {pid}, {result.rows[display_name]} rows, "
+            f"{result.tracked_rows[display_name]} with a face, "
+            f"{result.skipped_rows[display_name]} skipped"
+        )
+    print(f"media time: {result.end - result.start:.1f} s")
+    database = f" --database {args.database}" if args.database else ""
+    print(f"report:    meetmood report {record.id} --format html{database}")
+    print("Keep the host link secret: it opens the sidebar and is shown only once.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``meetmood`` console script."""
     args = build_parser().parse_args(argv)
@@ -504,8 +882,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"meetmood: storage.database: cannot open {path}: {e}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "report":
+        return asyncio.run(_report_command(settings, args))
     if args.command == "eval":
         return _eval_command(settings, args)
+    if args.command == "import-openface":
+        return _import_openface_command(settings, args)
+    if args.command == "analyze":
+        return _analyze_command(settings, args)
     if args.command == "bench":
         if args.bench_command == "faces":
             return _bench_faces_command(settings, args)

@@ -144,6 +144,8 @@ class LiveMeeting:
         store: Where the store sink writes.
         pool: Where the sessions' inference runs.
         clock: Wall clock (meeting time).
+        ticking: Tick once a second of wall time by itself; False when the caller
+            calls :meth:`tick` on its own clock (an import running on media time).
     """
 
     def __init__(
@@ -153,11 +155,14 @@ class LiveMeeting:
         store: Store,
         pool: Inference,
         clock: Callable[[], float] = time.time,
+        *,
+        ticking: bool = True,
     ) -> None:
         self.record = record
         self.settings = settings
         self.pool = pool
         self.clock = clock
+        self.ticking = ticking
         self.participants: dict[str, LiveParticipant] = {}
         self.faces: dict[str, ParticipantRecord] = {}  # sub-participant id -> record
         self.fused: dict[str, Fused] = {}
@@ -211,7 +216,7 @@ class LiveMeeting:
         self.participants[record.id] = participant
         self.publish(ParticipantJoinedEvent(participant=self.info(record)))
         log.info("participant joined", extra={"meeting": self.record.id, "participant": record.id})
-        if self._ticker is None:
+        if self._ticker is None and self.ticking:
             self._ticker = self._spawn(self._tick_loop(), f"meeting.tick.{self.record.id}")
         source.start(record.id, session.add_track, self.observe)
         participant.watcher = self._spawn(self._watch(participant), f"source.watch.{record.id}")
@@ -484,6 +489,29 @@ class MeetingManager:
             self._live[meeting_id] = meeting
         return meeting
 
+    async def close_meeting(self, meeting_id: str) -> None:
+        """End a running meeting's participants, let its sinks finish, and forget it."""
+        meeting = self._live.pop(meeting_id, None)
+        if meeting is not None:
+            await meeting.close("left")
+
+    async def live_on_clock(self, meeting_id: str, clock: Callable[[], float]) -> LiveMeeting:
+        """The runtime side of a meeting whose caller drives its clock and ticks.
+
+        For an import that runs on the media's own time (:mod:`bot.sources.openface`):
+        the meeting reads ``clock`` and never ticks by itself.
+
+        Raises:
+            MeetingNotFound: unknown id.
+            RuntimeError: the meeting already runs on another clock.
+        """
+        if meeting_id in self._live:
+            raise RuntimeError("the meeting is already running")
+        record = await self.get_meeting(meeting_id)
+        meeting = LiveMeeting(record, self.settings, self.store, self.pool, clock, ticking=False)
+        self._live[meeting_id] = meeting
+        return meeting
+
     @staticmethod
     def join_url(base_url: str, record: MeetingRecord) -> str:
         """The participant link."""
@@ -538,7 +566,7 @@ class MeetingManager:
     async def snapshot(self, meeting_id: str) -> SnapshotEvent:
         """Everything a sidebar needs: participants, states, timelines, room and moments."""
         meeting = await self.live(meeting_id)
-        now = time.time()
+        now = meeting.clock()
         history_secs = self.settings.sidebar.history_secs
         since = now - history_secs
         records = await self.store.list_participants(meeting_id)

@@ -204,6 +204,18 @@ class PrivacySettings(_Section):
     retention: str
 
 
+class RecordingSettings(_Section):
+    """Recorded meetings uploaded on the home page."""
+
+    max_upload_mb: float = Field(500.0, gt=0)
+    upload_dir: str = ""
+
+    @property
+    def upload_path(self) -> Path | None:
+        """Where uploads wait for their analysis (None: the system's temporary folder)."""
+        return Path(self.upload_dir).expanduser() if self.upload_dir else None
+
+
 class LoggingSettings(_Section):
     """Logging."""
 
@@ -224,6 +236,7 @@ class Settings(_Section):
     fusion: FusionParams = FusionParams()
     sidebar: SidebarSettings = SidebarSettings()
     summaries: SummarySettings = SummarySettings()
+    recordings: RecordingSettings = RecordingSettings()
     privacy: PrivacySettings
     logging: LoggingSettings = LoggingSettings()
 

@@ -245,8 +245,11 @@ def hash_token(token: str) -> str:
 
 
 def new_id(nbytes: int = 9) -> str:
-    """A random URL-safe identifier."""
-    return secrets.token_urlsafe(nbytes)
+    """A random URL-safe identifier that never starts with "-" (a CLI would read a flag)."""
+    while True:
+        ident = secrets.token_urlsafe(nbytes)
+        if not ident.startswith("-"):
+            return ident
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +465,16 @@ class Store:
     def _list_meetings(self) -> list[MeetingRecord]:
         rows = self._db.execute("SELECT * FROM meetings ORDER BY created_at DESC").fetchall()
         return [MeetingRecord(**dict(r)) for r in rows]
+
+    async def delete_meeting(self, meeting_id: str) -> None:
+        """Remove a meeting and everything stored with it (after writing what is queued)."""
+        await self.flush()
+        await self._call(self._delete_meeting, meeting_id)
+
+    def _delete_meeting(self, meeting_id: str) -> None:
+        with self._db:
+            # Participants, states, room states, moments and summaries cascade.
+            self._db.execute("DELETE FROM meetings WHERE id = ?", (meeting_id,))
 
     # -- queued writes -------------------------------------------------------------
 

@@ -262,7 +262,9 @@ class FaceObservation:
 
     Slot 1 is the participant's own face; slots 2, 3, ... are further faces in the
     same feed (a room camera), each fused and shown as its own sub-participant.
-    ``emotion=None`` means no face in this slot on this frame ("no face", never neutral).
+    ``emotion=None`` means no face in this slot on this frame ("no face", never neutral),
+    unless ``expression_missing`` says why a face that was seen has no expression
+    scores (an OpenFace import: no expression classifier).
     """
 
     participant_id: str
@@ -270,11 +272,12 @@ class FaceObservation:
     ts: float
     emotion: EmotionScores | None
     metrics: FaceMetrics | None = None
+    expression_missing: str | None = None
 
     @property
     def face_visible(self) -> bool:
         """Whether a face was seen in this slot."""
-        return self.emotion is not None
+        return self.emotion is not None or self.expression_missing is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,3 +211,83 @@ class TrackSource:
 
     async def close(self) -> None:
         self.closed.set()
+
+
+def write_recording(
+    path: Path,
+    secs: float,
+    *,
+    image: np.ndarray | None = None,
+    speech: np.ndarray | None = None,
+    fps: int = 30,
+    size: tuple[int, int] = (640, 480),
+    video_codec: str = "libx264",
+    audio_codec: str = "aac",
+    audio_rate: int = 48_000,
+) -> Path:
+    """A recorded meeting made with PyAV: ``image`` gently moving, and/or ``speech``.
+
+    ``image`` (RGB, larger than ``size`` by 40 px each way, else centred on grey)
+    pans slowly; without it there is no video stream. ``speech`` (16 kHz float32 mono)
+    is placed from the start and padded with silence to ``secs``; without it there is
+    no audio stream. The container follows the suffix (mp4, mkv, webm, mov, avi, wav...).
+    """
+    width, height = size
+    out = av.open(str(path), "w")
+    video = None
+    if image is not None:
+        canvas = image
+        if canvas.shape[0] < height + 40 or canvas.shape[1] < width + 40:
+            canvas = np.full((height + 40, width + 40, 3), 128, np.uint8)
+            h, w = min(image.shape[0], height + 40), min(image.shape[1], width + 40)
+            y0, x0 = (height + 40 - h) // 2, (width + 40 - w) // 2
+            canvas[y0 : y0 + h, x0 : x0 + w] = image[:h, :w]
+        video = out.add_stream(video_codec, rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if video_codec == "libx264":
+            video.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    audio = None
+    pcm = None
+    if speech is not None:
+        audio = out.add_stream(audio_codec, rate=audio_rate)
+        audio.layout = "mono"
+        mono16 = np.zeros(int(secs * 16_000), np.float32)
+        n = min(len(speech), len(mono16))
+        mono16[:n] = speech[:n]
+        source = av.AudioFrame.from_ndarray(mono16.reshape(1, -1), format="flt", layout="mono")
+        source.sample_rate = 16_000
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=audio_rate)
+        pcm = np.concatenate(
+            [f.to_ndarray() for f in resampler.resample(source) + resampler.resample(None)], axis=1
+        ).reshape(-1)
+    frames = int(secs * fps) if video is not None else 0
+    chunk = 1024
+    samples_done = 0
+    for i in range(max(frames, 1)):
+        if video is not None:
+            dx = int(20 + 20 * np.sin(2 * np.pi * i / (fps * 4)))
+            dy = int(20 + 10 * np.cos(2 * np.pi * i / (fps * 6)))
+            crop = np.ascontiguousarray(canvas[dy : dy + height, dx : dx + width])
+            frame = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        if audio is not None and pcm is not None:
+            # Audio up to the end of this video frame (everything when there is no video).
+            until = len(pcm) if video is None else min(len(pcm), (i + 1) * audio_rate // fps)
+            while samples_done + chunk <= until or (samples_done < until == len(pcm)):
+                piece = pcm[samples_done : samples_done + chunk]
+                aframe = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(piece.reshape(1, -1)), format="s16", layout="mono"
+                )
+                aframe.sample_rate = audio_rate
+                aframe.pts = samples_done
+                samples_done += len(piece)
+                for packet in audio.encode(aframe):
+                    out.mux(packet)
+    for stream in (video, audio):
+        if stream is not None:
+            for packet in stream.encode():
+                out.mux(packet)
+    out.close()
+    return path

@@ -228,3 +228,10 @@ VOICE = VoiceMetrics(
     prosody_z={"loudness": 1.0, "pitch": -0.5},
     pause_ratio=0.1,
 )
+
+
+def test_ids_never_start_with_a_dash() -> None:
+    # `meetmood report -abc` would be read as a flag.
+    from bot.store import new_id
+
+    assert not any(new_id().startswith("-") for _ in range(2000))

@@ -9,11 +9,12 @@ from weakref import WeakSet
 from aiohttp import web
 
 from bot.meeting import MeetingManager
+from bot.recordings import RecordingJobs
 from bot.settings import Settings
 from bot.summaries.ask import make_answerer
-from web import views, ws
+from web import recordings, views, ws
 from web.errors import error_middleware
-from web.keys import ANSWERER, MANAGER, SETTINGS, TEMPLATES, WEBSOCKETS
+from web.keys import ANSWERER, MANAGER, RECORDINGS, SETTINGS, TEMPLATES, WEBSOCKETS
 from web.render import environment
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -30,6 +31,7 @@ def create_app(settings: Settings, manager: MeetingManager | None = None) -> web
     app[TEMPLATES] = environment()
     app[ANSWERER] = make_answerer(settings)
     app.cleanup_ctx.append(_manager_ctx)
+    app.cleanup_ctx.append(_recordings_ctx)  # stops before the manager does
     app.on_shutdown.append(ws.close_all)
     app.add_routes(
         [
@@ -49,7 +51,10 @@ def create_app(settings: Settings, manager: MeetingManager | None = None) -> web
             web.get("/api/meetings/{meeting_id}/summaries", views.api_summaries),
             web.post("/api/meetings/{meeting_id}/summaries", views.api_summarize_now),
             web.post("/api/meetings/{meeting_id}/questions", views.api_ask),
+            web.get("/api/meetings/{meeting_id}/report", views.api_report),
             web.get("/api/state-definitions", views.api_state_definitions),
+            web.post("/api/recordings", recordings.api_upload),
+            web.get("/api/recordings/{job_id}", recordings.api_job),
             web.get("/api/meetings/{meeting_id}/ws", ws.sidebar_ws),
             web.post("/api/meetings/{meeting_id}/participants", views.api_join),
             web.post(
@@ -67,3 +72,9 @@ async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await manager.close()
     await app[ANSWERER].aclose()
+
+
+async def _recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[RECORDINGS] = RecordingJobs(app[MANAGER])
+    yield
+    await app[RECORDINGS].close()  # analyses cancelled, their uploads deleted

@@ -8,6 +8,7 @@ import jinja2
 from aiohttp import web
 
 from bot.meeting import MeetingManager
+from bot.recordings import RecordingJobs
 from bot.settings import Settings
 from bot.summaries.questions import Answerer
 
@@ -17,3 +18,5 @@ WEBSOCKETS = web.AppKey("websockets", WeakSet[web.WebSocketResponse])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 #: Who answers the host's questions about a meeting (``bot.summaries.ask.make_answerer``).
 ANSWERER = web.AppKey("answerer", Answerer)
+#: Uploaded recordings waiting for, or under, analysis.
+RECORDINGS = web.AppKey("recordings", RecordingJobs)

@@ -6,8 +6,10 @@ Bad input is answered with a 4xx and a message that says what is wrong.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -15,6 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bot.fusion.registry import definitions
 from bot.meeting import MeetingManager, MeetingNotFound
+from bot.report import (
+    FORMATS,
+    ReportNotice,
+    build_report,
+    csv_chunks,
+    filename,
+    generator,
+    meeting_span,
+)
+from bot.report import render as render_report
 from bot.settings import Settings
 from bot.sources.browser import OfferError
 from bot.store import MeetingRecord
@@ -154,7 +166,17 @@ def meeting_json(request: web.Request, record: MeetingRecord) -> dict[str, Any]:
 
 async def home(request: web.Request) -> web.Response:
     """The home page: what meetmood does and a form to create a meeting."""
-    return render(request, "home.html", {"app_name": "meetmood", "version": _version()})
+    limit_mb = request.app[SETTINGS].recordings.max_upload_mb
+    return render(
+        request,
+        "home.html",
+        {
+            "app_name": "meetmood",
+            "version": _version(),
+            "max_upload_mb": f"{limit_mb:g}",
+            "max_upload_bytes": int(limit_mb * 1024 * 1024),
+        },
+    )
 
 
 async def create_meeting_form(request: web.Request) -> web.Response:
@@ -201,14 +223,9 @@ def summaries_notice(settings: Settings) -> str:
     )
 
 
-async def join_page(request: web.Request) -> web.Response:
-    """The participant page: notice first, then camera and microphone."""
-    record = await _meeting(request, api=False)
-    token = request.query.get("token")
-    if not record.join_token_matches(token):
-        raise web.HTTPForbidden(text="This join link is not valid. Ask the host for the link.")
-    settings = request.app[SETTINGS]
-    analyses = []
+def notice_analyses(settings: Settings) -> list[str]:
+    """What the join notice lists as analysed, for this configuration."""
+    analyses: list[str] = []
     face = settings.analyzers.face_emotion
     if "face_emotion" in settings.analyzers.enabled:
         analyses.append(
@@ -245,6 +262,36 @@ async def join_page(request: web.Request) -> web.Response:
             "as 'smiling' or 'sounds confident'. They describe expressions and behaviour, not "
             "what you feel."
         )
+    return analyses
+
+
+#: What the join notice says the results mean (as ``join.html`` words it).
+NOTICE_MEANING = (
+    "Facial expressions are not feelings. The scores are rough, often wrong, and must not be "
+    "used to make decisions about people."
+)
+
+
+def join_notice(settings: Settings) -> dict[str, Any]:
+    """The join page's notice as text, for reports: what participants were told."""
+    return {
+        "analyses": notice_analyses(settings),
+        "viewers": settings.privacy.viewers or "The meeting host.",
+        "retention": settings.privacy.retention
+        or "No video or audio is recorded or stored — only derived scores.",
+        "summaries": summaries_notice(settings),
+        "meaning": NOTICE_MEANING,
+    }
+
+
+async def join_page(request: web.Request) -> web.Response:
+    """The participant page: notice first, then camera and microphone."""
+    record = await _meeting(request, api=False)
+    token = request.query.get("token")
+    if not record.join_token_matches(token):
+        raise web.HTTPForbidden(text="This join link is not valid. Ask the host for the link.")
+    settings = request.app[SETTINGS]
+    analyses = notice_analyses(settings)
     return render(
         request,
         "join.html",
@@ -440,6 +487,61 @@ async def api_ask(request: web.Request) -> web.Response:
         now=meeting.clock() if meeting.participants else None,
     )
     return web.json_response(result.model_dump(mode="json"))
+
+
+async def api_report(request: web.Request) -> web.StreamResponse:
+    """The meeting's report as a download: ``format`` = html (default), pdf, json or csv.
+
+    Built from the store, live or ended (see :mod:`bot.report`); the charts and the PDF
+    are drawn in a thread, off the event loop. The CSV is streamed a page of states at a
+    time.
+    """
+    record = await host_meeting(request)
+    fmt = request.query.get("format", "html")
+    if fmt not in FORMATS:
+        raise api_error(
+            web.HTTPBadRequest, "invalid_field", f"format: must be one of {', '.join(FORMATS)}"
+        )
+    manager = _manager(request)
+    settings = request.app[SETTINGS]
+    store = manager.store
+    info = FORMATS[fmt]
+    if fmt == "csv":
+        people = await store.list_participants(record.id)
+        start, _, _ = meeting_span(record, people, await store.last_ts(record.id), time.time())
+        stream = web.StreamResponse(
+            headers={
+                "Content-Disposition": _attachment(filename(record.name, record.id, start, fmt))
+            }
+        )
+        stream.content_type = info.content_type
+        stream.charset = info.charset
+        await stream.prepare(request)
+        async for chunk in csv_chunks(store, record.id, people, start):
+            await stream.write(chunk.encode())
+        await stream.write_eof()
+        return stream
+    notice = ReportNotice.model_validate(join_notice(settings))
+    report = await build_report(
+        store,
+        record.id,
+        settings,
+        notice,
+        notices=manager.notices(),
+        generator=generator(),
+    )
+    body = await asyncio.to_thread(render_report, report, fmt)
+    name = filename(record.name, record.id, report.meeting.start_ts, fmt)
+    return web.Response(
+        body=body,
+        content_type=info.content_type,
+        charset=info.charset,
+        headers={"Content-Disposition": _attachment(name)},
+    )
+
+
+def _attachment(name: str) -> str:
+    return f'attachment; filename="{name}"'
 
 
 async def api_state_definitions(request: web.Request) -> web.Response:

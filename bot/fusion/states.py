@@ -89,7 +89,11 @@ def _aus_missing(i: FusionInputs) -> str:
 
 
 def _expression_missing(i: FusionInputs) -> str:
-    return i.face_reason or ("no face in view" if not i.face_now else "no expression scores")
+    if i.face_reason is not None:
+        return i.face_reason
+    if not i.face_now:
+        return "no face in view"
+    return i.expression_reason or "no expression scores"
 
 
 def _voice_missing(i: FusionInputs) -> str:

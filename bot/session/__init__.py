@@ -107,6 +107,7 @@ class ParticipantSession:
                 self._clock,
                 self._threads,
                 self._audio,
+                live=pacing().live,
             )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False

@@ -88,18 +88,36 @@ class RealtimePacing:
 
 
 class MediaPacing:
-    """One analysis per ``1 / fps`` seconds of the frames' own timestamps; never sleeps."""
+    """One analysis per ``1 / fps`` seconds of the frames' own timestamps; never sleeps.
+
+    The schedule keeps its own due times (each ``1 / fps`` after the previous one), and
+    a frame up to a quarter interval early counts as due: timestamps rounded to the
+    container's clock (WebM and Matroska count milliseconds, so 15 fps is 0, 67, 133,
+    200 ms) still give every due frame, and a 25 fps file analysed at 15 gets 15 a
+    second, not 12.5. A frame a whole interval late, or a timeline that goes back,
+    restarts the schedule from that frame.
+    """
 
     live = False
 
     def __init__(self) -> None:
         """Start with the first frame due."""
         self._next_due: float | None = None
+        self._slack = 0.0
+        self._last: float | None = None
 
     async def wait_due(self, clock: Clock, frame_ts: float) -> bool:
-        """Analyse a frame once its timestamp reaches the next due time."""
-        return self._next_due is None or frame_ts >= self._next_due - 1e-6
+        """Analyse a frame once its timestamp reaches the next due time (less the slack)."""
+        if self._next_due is None or (self._last is not None and frame_ts < self._last):
+            return True
+        return frame_ts >= self._next_due - self._slack
 
     def analysed(self, clock: Clock, frame_ts: float, fps: float) -> None:
-        """The next frame is due ``1 / fps`` seconds of media time later."""
-        self._next_due = frame_ts + 1.0 / fps
+        """The next frame is due ``1 / fps`` seconds of media time after this one was."""
+        interval = 1.0 / fps
+        due = self._next_due
+        if due is None or frame_ts - due >= interval or (self._last and frame_ts < self._last):
+            due = frame_ts
+        self._next_due = due + interval
+        self._slack = interval / 4
+        self._last = frame_ts

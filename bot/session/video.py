@@ -146,7 +146,9 @@ class VideoAnalysis:
             if self._pacing.live and self.slot.has_item:
                 received = await self.slot.take()  # a newer frame arrived meanwhile
                 media_ts = media_time(received.frame)
-            now = self._clock.monotonic()
+            # The detector schedule runs on wall time when live, on media time otherwise
+            # (a file then gets the same detector runs on any machine).
+            now = self._clock.monotonic() if self._pacing.live else (media_ts or 0.0)
             # While no face is in view, look less often; a face is found within 1/idle_fps.
             fps = params.fps if face_in_view else min(params.fps, params.idle_fps)
             self._pacing.analysed(self._clock, media_ts or 0.0, fps)

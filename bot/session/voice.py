@@ -9,12 +9,18 @@ observations: :class:`~bot.types.SpeakingObservation` for the meeting's talk
 tracker and :class:`~bot.types.VoiceObservation` for fusion. Voiced pieces of
 1-4 s go, in order, to the speech-emotion model when it is available (at most
 :data:`VOICE_QUEUE_PIECES` wait; a model slower than speech skips the oldest).
+
+A source that is not live (a recorded file) can wait, so nothing is dropped: the
+reader waits while :data:`FILE_QUEUE_FRAMES` frames are queued, the feeder waits while
+the speech-emotion model has :data:`VOICE_QUEUE_PIECES` pieces to do, every piece is
+classified before the track counts as ended, and times are the file's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 AUDIO_FRAME_SECS = 0.02
 #: Voiced pieces (1-4 s each) that may wait for the speech-emotion model.
 VOICE_QUEUE_PIECES = 4
+#: Audio frames a source that is not live may queue before its reader waits.
+FILE_QUEUE_FRAMES = 25
 
 
 @dataclass(slots=True)
@@ -85,6 +93,7 @@ class VoiceAnalysis:
         clock: Wall time.
         threads: The participant's own thread, for the DSP.
         counters: Where figures are counted.
+        live: Whether audio arrives live (else the source waits and nothing is dropped).
     """
 
     def __init__(
@@ -98,6 +107,8 @@ class VoiceAnalysis:
         clock: Clock,
         threads: Executor,
         counters: VoiceCounters,
+        *,
+        live: bool = True,
     ) -> None:
         self.participant_id = participant_id
         self._emotion = emotion
@@ -108,14 +119,18 @@ class VoiceAnalysis:
         self._clock = clock
         self._threads = threads
         self._counters = counters
+        self._live = live
         self.pipeline: VoicePipeline | None = None
         self._started = asyncio.Lock()
         self._segment: VoicedSegment | None = None
         self._scores: EmotionScores | None = None
-        # Voiced pieces waiting for the speech-emotion model, oldest first; bounded, so a
-        # model slower than speech skips the oldest pieces instead of falling behind.
-        self._pieces: deque[AudioChunk] = deque(maxlen=VOICE_QUEUE_PIECES)
+        # Voiced pieces waiting for the speech-emotion model, oldest first; bounded when
+        # live, so a model slower than speech skips the oldest pieces instead of falling
+        # behind (a file's feeder waits instead, see _classifier_room).
+        self._pieces: deque[AudioChunk] = deque(maxlen=VOICE_QUEUE_PIECES if live else None)
         self._piece_ready = asyncio.Event()
+        self._piece_done = asyncio.Event()  # set whenever the model finished a piece
+        self._classifying = False
         self._listening = 0  # audio tracks being analysed
         self._classifier: asyncio.Task[None] | None = None
 
@@ -135,7 +150,9 @@ class VoiceAnalysis:
             maxlen=max(1, int(self._settings.max_queued_secs / AUDIO_FRAME_SECS))
         )
         ready = asyncio.Event()
-        media_clock = MediaClock()  # audio has its own RTP clock, apart from video's
+        taken = asyncio.Event()  # set when the feeder empties the queue
+        # Audio has its own RTP clock, apart from video's; a file keeps its own timeline.
+        media_clock = MediaClock(5.0 if self._live else None)
 
         def on_frame(frame: av.VideoFrame | av.AudioFrame) -> None:
             if not isinstance(frame, av.AudioFrame):
@@ -147,6 +164,12 @@ class VoiceAnalysis:
             queue.append((frame, ts))
             ready.set()
 
+        async def on_file_frame(frame: av.VideoFrame | av.AudioFrame) -> None:
+            while len(queue) >= FILE_QUEUE_FRAMES:
+                taken.clear()
+                await taken.wait()
+            on_frame(frame)
+
         def on_timeout() -> None:
             # No audio for a while (packets stopped): that time is silence, so an open
             # speech run ends instead of reading "speaking" until audio resumes.
@@ -154,16 +177,26 @@ class VoiceAnalysis:
             ready.set()
 
         timeout = self._pipeline_settings.frame_timeout_secs
-        reader = asyncio.create_task(
-            receive(track, on_frame, timeout, on_timeout), name=f"audio.read.{self.participant_id}"
+        # A file's frames wait for the feeder; a pause in them is the analysis, not silence.
+        reading = (
+            receive(track, on_frame, timeout, on_timeout)
+            if self._live
+            else receive(track, on_file_frame, timeout)
         )
+        reader = asyncio.create_task(reading, name=f"audio.read.{self.participant_id}")
         if self._classifier is None:
             self._classifier = asyncio.create_task(
                 self._classify(), name=f"voice.emotion.{self.participant_id}"
             )
         self._listening += 1
+        closed = False
         try:
-            await self._feed(pipeline, queue, ready, reader)
+            await self._feed(pipeline, queue, ready, taken, reader)
+            if not self._live and self._listening == 1:
+                # The last track of a file: its last segment and every piece are analysed.
+                self._handle(await loop.run_in_executor(self._threads, pipeline.close))
+                closed = True
+                await self._classifier_room(0)
         finally:
             self._listening -= 1
             reader.cancel()
@@ -174,8 +207,8 @@ class VoiceAnalysis:
                 self._classifier.cancel()
                 self._classifier = None
             await asyncio.gather(*tasks, return_exceptions=True)
-        events = await loop.run_in_executor(self._threads, pipeline.close)
-        self._handle(events)
+        if not closed:
+            self._handle(await loop.run_in_executor(self._threads, pipeline.close))
         self._publish(self._clock.wall())
 
     async def _feed(
@@ -183,10 +216,11 @@ class VoiceAnalysis:
         pipeline: VoicePipeline,
         queue: deque[tuple[av.AudioFrame | None, float]],
         ready: asyncio.Event,
+        taken: asyncio.Event,
         reader: asyncio.Task[int],
     ) -> None:
         loop = asyncio.get_running_loop()
-        next_state = 0.0
+        next_state = -math.inf
         while not (reader.done() and not queue):
             if not queue:
                 ready.clear()
@@ -194,15 +228,31 @@ class VoiceAnalysis:
                 await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 continue
+            if not self._live:
+                await self._classifier_room(VOICE_QUEUE_PIECES)
             batch = list(queue)
             queue.clear()
+            taken.set()
             events = await loop.run_in_executor(self._threads, _feed_all, pipeline, batch)
             self._handle(events)
-            now = self._clock.monotonic()
+            # Live: wall time; a file: its own time, so states come as often per media second.
+            now = self._clock.monotonic() if self._live else batch[-1][1]
             if pipeline.is_speaking and now >= next_state:
                 # Talk time grows while someone speaks: refresh it now and then.
                 self._publish(batch[-1][1])
                 next_state = now + self._settings.state_interval_secs
+
+    async def _classifier_room(self, pieces: int) -> None:
+        """Wait until at most ``pieces`` voiced pieces wait for (or are in) the model."""
+        while (
+            self._classifier is not None
+            and not self._classifier.done()
+            and len(self._pieces) + self._classifying > pieces
+        ):
+            self._piece_done.clear()
+            done = asyncio.ensure_future(self._piece_done.wait())
+            await asyncio.wait({done, self._classifier}, return_when=asyncio.FIRST_COMPLETED)
+            done.cancel()
 
     def _new_pipeline(self) -> VoicePipeline:
         params = self._emotion_params
@@ -271,6 +321,7 @@ class VoiceAnalysis:
                 await self._piece_ready.wait()
                 continue
             piece = self._pieces.popleft()
+            self._classifying = True
             try:
                 result = await self._emotion.classify(piece)
             except asyncio.CancelledError:
@@ -280,6 +331,9 @@ class VoiceAnalysis:
             except Exception as e:
                 log.warning("voice emotion analysis failed", extra={"error": type(e).__name__})
                 continue
+            finally:
+                self._classifying = False
+                self._piece_done.set()
             self._counters.emotion_runs += 1
             end_ts = piece.ts + len(piece.samples) / piece.sample_rate
             scores = EmotionScores.of(self.participant_id, end_ts, "voice", result.probs)

@@ -2069,6 +2069,52 @@
     }
   });
 
+  // ---------- meeting report downloads (the host token goes in a header, never a link) ----------
+  const reportStatus = document.getElementById("report-status");
+  const reportButtons = Array.from(document.querySelectorAll("[data-report-format]"));
+
+  function downloadName(resp, format) {
+    const header = resp.headers.get("Content-Disposition") || "";
+    const m = /filename="([^"]+)"/.exec(header);
+    return m ? m[1] : `meetmood-report.${format}`;
+  }
+
+  async function downloadReport(format, button) {
+    reportButtons.forEach((b) => { b.disabled = true; });
+    setText(reportStatus, `Preparing the ${format.toUpperCase()} report…`);
+    try {
+      const resp = await fetch(
+        `/api/meetings/${encodeURIComponent(meetingId)}/report?format=${encodeURIComponent(format)}`,
+        { headers: { Authorization: `Bearer ${hostToken}` } },
+      );
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => null);
+        const why = body && body.error && body.error.message ? body.error.message : resp.statusText;
+        setText(reportStatus, `Could not make the report: ${why}`);
+        return;
+      }
+      const blob = await resp.blob();
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = downloadName(resp, format);
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      setText(reportStatus, `Downloaded ${a.download}.`);
+    } catch (e) {
+      setText(reportStatus, "Could not make the report: no connection to the server.");
+    } finally {
+      reportButtons.forEach((b) => { b.disabled = false; });
+      if (button) button.focus();
+    }
+  }
+
+  reportButtons.forEach((b) => {
+    b.addEventListener("click", () => downloadReport(b.dataset.reportFormat, b));
+  });
+
   // ---------- questions about the meeting: newest answer first (server text via textContent) ----------
   const ANSWERS_SHOWN = 10;
   const ask = {
