@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python scripts/train_arousal.py [DATA_DIR] [--check]
 
-``DATA_DIR`` defaults to ``../shared/data/emodb-train`` (five EmoDB speakers, CC0-1.0,
+``DATA_DIR`` defaults to ``tests/data/emodb-train`` (five EmoDB speakers, CC0-1.0,
 ``labels.csv`` as its README describes). Every speaker's clips go through the
 product's voice path in file order (:func:`analyzers.voice.eval.analyse_clips`), the
 model is cross-validated leave-one-speaker-out against the previous hand formula,
@@ -35,7 +35,7 @@ from analyzers.voice.arousal_train import (  # noqa: E402
 )
 from analyzers.voice.eval import analyse_clips, check_clips, read_voice_labels  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "emodb-train"
+DEFAULT_DATA = ROOT / "tests" / "data" / "emodb-train"
 OUT = ROOT / "analyzers" / "voice" / "arousal_model.py"
 
 TEMPLATE = '''"""Voice arousal model: logistic-regression weights on per-speaker z-scores.

@@ -37,7 +37,7 @@ from bot.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The shared EmoDB training subset, beside the repository (see its README).
-EMODB = ROOT.parent / "shared" / "data" / "emodb-train"
+EMODB = ROOT / "tests" / "data" / "emodb-train"
 #: Leave-one-speaker-out figures this test guards (reported: mean 0.994, pooled 0.992,
 #: worst fold 0.970; the README and arousal_model.py give them), minus a margin.
 MIN_LOSO_MEAN = 0.97
@@ -266,7 +266,7 @@ def test_eval_voice_bad_input(
 
 @pytest.mark.model
 def test_emodb_leave_one_speaker_out_auc() -> None:
-    assert (EMODB / "labels.csv").is_file(), f"the shared EmoDB subset is missing at {EMODB}"
+    assert (EMODB / "labels.csv").is_file(), f"the EmoDB subset is missing at {EMODB}"
     clips = analyse_clips(EMODB, read_voice_labels(EMODB / "labels.csv"))
     assert len(clips) == 285 and all(c.voiced for c in clips)
     model = leave_one_speaker_out(clips)
