@@ -53,11 +53,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from analyzers.face.baseline import MAX_INTENSITY, _Calibration
-from analyzers.face.geometry.au_rules import DEFAULT_RULES, AuRule, apply_au_rules, normalize_aus
+from analyzers.face.geometry.au_rules import DEFAULT_RULES, AuRule, normalize_aus
 from analyzers.face.geometry.blinks import BlinkDetector
 from analyzers.face.geometry.pose import angles_from_rotation, line_of_sight_rotation, looking_away
-from analyzers.face.geometry.window import FeatureWindow, FrameFeatures
-from analyzers.face.track_state import FaceReading, FaceTrackParams
+from analyzers.face.geometry.window import FeatureWindow
+from analyzers.face.track_state import FaceReading, FaceTrackParams, window_step
 from analyzers.filters.kalman import AngleKalman
 
 #: The 68-point model's eyes, each in EAR order (corner, top, top, corner, bottom, bottom).
@@ -253,34 +253,20 @@ class OpenFaceFaceState:
                 float(gaze[0]) - ref_yaw, float(gaze[1]) - ref_pitch, p.look_away_deg
             )
 
-        labels: tuple[str, ...] | None = None
-        smile: float | None = None
-        smiling: bool | None = None
-        if intensities:
-            labels = apply_au_rules(intensities, self.rules).labels
-            smile = intensities.get("AU12")
-            if smile is not None:
-                smiling = smile > p.smile_intensity and (
-                    not p.require_au06 or intensities.get("AU06", 0.0) > p.au06_intensity
-                )
-
-        self.window.add(
-            FrameFeatures(
-                ts=ts,
-                face_present=visible,
-                blink=blink,
-                blinks_observable=self.blinks.observable and self.blinks.open_ear is not None,
-                au12=smile,
-                au06=None if intensities is None else intensities.get("AU06"),
-                head_pitch_deg=None if pose is None or pose_z is None else float(pose[0]),
-                looking_away=None if gaze_z is None else away,
-                labels=labels or (),
-            )
+        step = window_step(
+            self.window,
+            p,
+            self.rules,
+            ts,
+            intensities or None,
+            visible=visible,
+            blink=blink,
+            blinks_observable=self.blinks.observable and self.blinks.open_ear is not None,
+            head_pitch_deg=None if pose is None or pose_z is None else float(pose[0]),
+            looking_away=None if gaze_z is None else away,
         )
-        window = self.window.features(ts)
-        blink_rate = None
-        if window.blink_freq is not None and window.observed_secs >= p.min_blink_observed_secs:
-            blink_rate = 60.0 * window.blink_freq
+        labels, smile, smiling = step.labels, step.smile, step.smiling
+        window, blink_rate = step.window, step.blink_rate
 
         return FaceReading(
             track_id=self.track_id,

@@ -242,6 +242,67 @@ class FaceReading:
     window: WindowFeatures
 
 
+@dataclass(frozen=True, slots=True)
+class WindowStep:
+    """One frame's expression reading and the window after it (see :func:`window_step`)."""
+
+    labels: tuple[str, ...] | None
+    smile: float | None
+    smiling: bool | None
+    window: WindowFeatures
+    blink_rate: float | None
+
+
+def window_step(
+    window: FeatureWindow,
+    params: FaceTrackParams,
+    rules: tuple[AuRule, ...],
+    ts: float,
+    intensities: Mapping[str, float] | None,
+    *,
+    visible: bool,
+    blink: bool,
+    blinks_observable: bool,
+    head_pitch_deg: float | None,
+    looking_away: bool | None,
+) -> WindowStep:
+    """AU-rule labels and the smile from one frame's AU intensities, folded into the window.
+
+    Shared by every source of per-face AU intensities (the landmark proxies here, an
+    OpenFace import): the smile is AU12 above ``smile_intensity`` (with AU6 when
+    ``require_au06``); the blink rate is reported once ``min_blink_observed_secs`` of
+    blink-observable face time are in the window.
+    """
+    labels: tuple[str, ...] | None = None
+    smile: float | None = None
+    smiling: bool | None = None
+    if intensities is not None:
+        labels = apply_au_rules(intensities, rules).labels
+        smile = intensities.get("AU12")
+        if smile is not None:
+            smiling = smile > params.smile_intensity and (
+                not params.require_au06 or intensities.get("AU06", 0.0) > params.au06_intensity
+            )
+    window.add(
+        FrameFeatures(
+            ts=ts,
+            face_present=visible,
+            blink=blink,
+            blinks_observable=blinks_observable,
+            au12=smile,
+            au06=None if intensities is None else intensities.get("AU06"),
+            head_pitch_deg=head_pitch_deg,
+            looking_away=looking_away,
+            labels=labels or (),
+        )
+    )
+    features = window.features(ts)
+    blink_rate = None
+    if features.blink_freq is not None and features.observed_secs >= params.min_blink_observed_secs:
+        blink_rate = 60.0 * features.blink_freq
+    return WindowStep(labels, smile, smiling, features, blink_rate)
+
+
 class FaceTrackState:
     """Everything stateful about one tracked face; see the module docstring.
 
@@ -330,35 +391,21 @@ class FaceTrackState:
             )
         relative = None if proxies is None else self.baseline.relative(proxies)
         intensities = None if relative is None else au_intensities(relative, self.baseline.scales)
-        labels: tuple[str, ...] | None = None
-        smile: float | None = None
-        smiling: bool | None = None
-        if intensities is not None:
-            labels = apply_au_rules(intensities, self.rules).labels
-            smile = intensities.get("AU12")
-            if smile is not None:
-                smiling = smile > p.smile_intensity and (
-                    not p.require_au06 or intensities.get("AU06", 0.0) > p.au06_intensity
-                )
         emotions_relative = None if emotions is None else self.baseline.relative_emotions(emotions)
-
-        self.window.add(
-            FrameFeatures(
-                ts=ts,
-                face_present=visible,
-                blink=blink,
-                blinks_observable=self.blinks.observable and self.blinks.open_ear is not None,
-                au12=smile,
-                au06=None if intensities is None else intensities.get("AU06"),
-                head_pitch_deg=None if pose is None or pose_z is None else float(pose[0]),
-                looking_away=None if gaze_z is None else away,
-                labels=labels or (),
-            )
+        step = window_step(
+            self.window,
+            p,
+            self.rules,
+            ts,
+            intensities,
+            visible=visible,
+            blink=blink,
+            blinks_observable=self.blinks.observable and self.blinks.open_ear is not None,
+            head_pitch_deg=None if pose is None or pose_z is None else float(pose[0]),
+            looking_away=None if gaze_z is None else away,
         )
-        window = self.window.features(ts)
-        blink_rate = None
-        if window.blink_freq is not None and window.observed_secs >= p.min_blink_observed_secs:
-            blink_rate = 60.0 * window.blink_freq
+        labels, smile, smiling = step.labels, step.smile, step.smiling
+        window, blink_rate = step.window, step.blink_rate
 
         return FaceReading(
             track_id=self.track_id,
