@@ -21,7 +21,7 @@ from fpdf.fonts import FontFace
 from PIL import Image
 
 from bot.report.charts import participant_chart, room_chart, to_png
-from bot.report.model import MeetingReport, ReportParticipant
+from bot.report.model import MeetingReport, MoodSpan, ReportParticipant
 from bot.report.page import date_text, duration_text, groups, num, pct, reading_value
 from bot.summaries.local import clock
 from bot.summaries.models import Series
@@ -255,6 +255,26 @@ def _overview(pdf: _Pdf, r: MeetingReport) -> None:
     pdf.para("“—”: not measured; each participant's section says why.", SMALL_PT, muted=True)
 
 
+def _mood_table(pdf: _Pdf, moods: Sequence[MoodSpan], *, size: float, space: float) -> None:
+    """The "Mood over time" table, for the room or one participant."""
+    pdf.heading("Mood over time", size=size, space=space)
+    pdf.table_rows(
+        ["From", "To", "Valence", "Arousal", "Mood (expressed)"],
+        [
+            [
+                clock(m.start_secs),
+                clock(m.end_secs),
+                num(m.valence, signed=True),
+                num(m.arousal, signed=True),
+                m.mood or "not measured",
+            ]
+            for m in moods
+        ],
+        (20, 20, 22, 22, 96),
+        align_right=(2, 3),
+    )
+
+
 def _room(pdf: _Pdf, r: MeetingReport) -> None:
     pdf.heading("The room over time")
     room = r.room
@@ -273,22 +293,7 @@ def _room(pdf: _Pdf, r: MeetingReport) -> None:
         f"{room.mood_end or '—'} at the end; {speech}."
     )
     pdf.chart(to_png(room_chart(r)))
-    pdf.heading("Mood over time", size=11, space=1)
-    pdf.table_rows(
-        ["From", "To", "Valence", "Arousal", "Mood (expressed)"],
-        [
-            [
-                clock(m.start_secs),
-                clock(m.end_secs),
-                num(m.valence, signed=True),
-                num(m.arousal, signed=True),
-                m.mood or "not measured",
-            ]
-            for m in room.moods
-        ],
-        (20, 20, 22, 22, 96),
-        align_right=(2, 3),
-    )
+    _mood_table(pdf, room.moods, size=11, space=1)
     pdf.heading("Notable moments", size=11)
     pdf.table_rows(
         ["#", "At", "What", "Who was speaking"],
@@ -377,22 +382,7 @@ def _participant(pdf: _Pdf, r: MeetingReport, p: ReportParticipant) -> None:
         (30, 22, 128),
         align_right=(1,),
     )
-    pdf.heading("Mood over time", size=10, space=2)
-    pdf.table_rows(
-        ["From", "To", "Valence", "Arousal", "Mood (expressed)"],
-        [
-            [
-                clock(m.start_secs),
-                clock(m.end_secs),
-                num(m.valence, signed=True),
-                num(m.arousal, signed=True),
-                m.mood or "not measured",
-            ]
-            for m in p.moods
-        ],
-        (20, 20, 22, 22, 96),
-        align_right=(2, 3),
-    )
+    _mood_table(pdf, p.moods, size=10, space=2)
     if pdf.will_page_break(70):
         pdf.add_page()
     pdf.heading("Averages of every state (the 28 states included)", size=10, space=2)
