@@ -96,8 +96,25 @@ async def bench_pipeline(
     settings: Settings, participants: int = 1, seconds: float = 20.0, send_fps: float = 15.0
 ) -> PipelineFigures:
     """Run the pipeline with ``participants`` loopback peers for ``seconds``."""
+    # Loopback peers that all join at once from one address: the join limits would refuse
+    # what a real meeting's browsers, each on their own address and pace, never hit.
+    limits = settings.limits
     settings = settings.model_copy(
-        update={"webrtc": settings.webrtc.model_copy(update={"ice_addresses": ["127.0.0.1"]})}
+        update={
+            "webrtc": settings.webrtc.model_copy(update={"ice_addresses": ["127.0.0.1"]}),
+            "limits": limits.model_copy(
+                update={
+                    "allow_private_candidates": True,
+                    "max_participants_per_meeting": max(
+                        participants, limits.max_participants_per_meeting
+                    ),
+                    "max_unconnected_peers": max(participants, limits.max_unconnected_peers),
+                    "max_unconnected_peers_per_address": max(
+                        participants, limits.max_unconnected_peers_per_address
+                    ),
+                }
+            ),
+        }
     )
     manager = MeetingManager(settings, store=Store(Path(":memory:")))
     await manager.start()

@@ -100,6 +100,35 @@ def find_chromium() -> str:
     raise SystemExit("meetmood bench sidebar needs Chromium (apt-get install chromium)")
 
 
+async def wait_for_js(
+    page: Any, expression: str, *, arg: Any = None, timeout_ms: float = 30_000
+) -> Any:
+    """Poll ``page.evaluate(expression, arg)`` until it is truthy; returns that value.
+
+    Playwright's ``wait_for_function`` evaluates its predicate with ``eval`` inside the
+    page, which the pages' Content-Security-Policy (no 'unsafe-eval') refuses; a plain
+    ``evaluate`` comes from the browser's tools and is allowed.
+
+    Raises:
+        playwright.async_api.TimeoutError: still falsy after ``timeout_ms`` milliseconds.
+    """
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            if value := await page.evaluate(expression, arg):
+                return value
+        except PlaywrightError as e:
+            # The host link's page refreshes to the sidebar: ask the new page next time.
+            if "context was destroyed" not in e.message:
+                raise
+        if time.monotonic() >= deadline:
+            raise PlaywrightTimeout(f"{expression!r} still false after {timeout_ms:g} ms")
+        await asyncio.sleep(0.05)
+
+
 class _Synthetic:
     """One synthetic participant: observations that vary over time, fused as the meeting would.
 
@@ -324,9 +353,8 @@ async def bench_sidebar(
                 width, height = VIEWPORT_PX
                 page = await browser.new_page(viewport={"width": width, "height": height})
                 await page.goto(f"http://127.0.0.1:{port}/host/{record.id}?token={host_token}")
-                await page.wait_for_function(
-                    "window.sidebar && window.sidebar.socketState === 'live'", timeout=15_000
-                )
+                live = "window.sidebar && window.sidebar.socketState === 'live'"
+                await wait_for_js(page, live, timeout_ms=15_000)
                 driver = _Driver(meeting, settings, participants)
                 driver.join(time.time())
                 await driver.run(time.time() + WARMUP_SECS)
@@ -340,10 +368,11 @@ async def bench_sidebar(
                 dropped = sum(s.dropped for s in meeting.live.subscribers) - dropped_before
                 # Let the last events arrive (all but those dropped) and render.
                 with contextlib.suppress(PlaywrightTimeout):
-                    await page.wait_for_function(
+                    await wait_for_js(
+                        page,
                         "n => window.__sidebarStats.messages >= n",
                         arg=driver.sent - sent_before - dropped,
-                        timeout=5_000,
+                        timeout_ms=5_000,
                     )
                 await asyncio.sleep(0.3)
                 raw: dict[str, Any] = await page.evaluate(_READ_STATS)

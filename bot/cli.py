@@ -1,4 +1,4 @@
-"""The ``meetmood`` command: serve, meeting create/list, eval and bench.
+"""The ``meetmood`` command: serve, meeting create/list/delete/purge, eval and bench.
 
 Settings come from config/default.toml, ``--config FILE``, ``MEETMOOD_*``
 environment variables and the flags here, in that order.
@@ -112,13 +112,59 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (server.host)")
     serve.add_argument("--port", type=int, help="TCP port (server.port)")
 
-    meeting = sub.add_parser("meeting", help="create or list meetings")
+    join = sub.add_parser(
+        "join",
+        help="send the bot into a Janus VideoRoom or pull a WHEP stream, with the sidebar live",
+    )
+    jsub = join.add_subparsers(dest="join_command", metavar="KIND", required=True)
+    janus = jsub.add_parser("janus", help="join a Janus VideoRoom and analyse every publisher")
+    janus.add_argument("url", help="the Janus API: http(s)://HOST:8088/janus or ws(s)://HOST:8188")
+    janus.add_argument("--room", required=True, help="the VideoRoom id")
+    janus.add_argument("--pin", help="the room's pin, if it has one")
+    whep = jsub.add_parser("whep", help="pull one stream from a WHEP endpoint as a participant")
+    whep.add_argument("url", help="the WHEP endpoint (http or https)")
+    whep.add_argument("--token", help="bearer token for the endpoint")
+    for p in (janus, whep):
+        p.add_argument(
+            "--display",
+            help="the bot's name in the room (Janus) or the participant's name (WHEP)",
+        )
+        p.add_argument("--meeting", help="add to this existing meeting (default: create a new one)")
+        _add_config_flags(p)
+        p.add_argument("--host", help="bind address of the sidebar server (server.host)")
+        p.add_argument("--port", type=int, help="TCP port of the sidebar server (server.port)")
+
+    meeting = sub.add_parser("meeting", help="create, list, delete or purge meetings")
     msub = meeting.add_subparsers(dest="meeting_command", metavar="COMMAND", required=True)
     create = msub.add_parser("create", help="create a meeting and print its links")
     create.add_argument("--name", default="", help="meeting name")
     _add_config_flags(create)
     listing = msub.add_parser("list", help="list meetings")
     _add_config_flags(listing)
+    delete = msub.add_parser("delete", help="delete a meeting and everything stored with it")
+    delete.add_argument("meeting", metavar="MEETING", help="meeting id")
+    _add_config_flags(delete)
+    purge = msub.add_parser(
+        "purge",
+        help="delete the meetings whose last activity is older than the retention period",
+    )
+    purge.add_argument(
+        "--older-than",
+        type=_non_negative_float,
+        metavar="DAYS",
+        help="days since the meeting ended, or since its last activity if it was never "
+        "ended (default: privacy.retention_days)",
+    )
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
+    )
+    _add_config_flags(purge)
+
+    admin = sub.add_parser(
+        "admin-token",
+        help="make a new admin token (it creates meetings over HTTP; the old one stops working)",
+    )
+    _add_config_flags(admin)
 
     openface = sub.add_parser(
         "import-openface",
@@ -502,21 +548,21 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
-async def serve(settings: Settings) -> None:
-    """Run the server until SIGINT or SIGTERM, then shut down in order."""
+async def start_server(
+    settings: Settings, manager: MeetingManager | None = None
+) -> tuple[Any, str]:
+    """Start the web server (models load, database opens); returns its runner and URL."""
     from aiohttp import web
 
+    from web.access import PathOnlyAccessLogger, access_logger
     from web.app import create_app
 
     loop = asyncio.get_running_loop()
     if settings.logging.asyncio_debug:
         loop.set_debug(True)
         loop.slow_callback_duration = 0.05
-    app = create_app(settings)
-    from web.access import PathOnlyAccessLogger, access_logger
-
     runner = web.AppRunner(
-        app,
+        create_app(settings, manager),
         handle_signals=False,
         access_log_class=PathOnlyAccessLogger,
         access_log=access_logger,
@@ -528,15 +574,62 @@ async def serve(settings: Settings) -> None:
     if port == 0 and runner.addresses:
         port = runner.addresses[0][1]
     url = settings.server.public_url or f"http://{_display_host(settings.server.host)}:{port}"
-    print(f"meetmood is running at {url}/  (Ctrl-C to stop)", flush=True)
-    print(f"database: {settings.storage.database_path}", flush=True)
+    return runner, url
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(settings: Settings) -> None:
+    """Run the server until SIGINT or SIGTERM, then shut down in order."""
+    runner, url = await start_server(settings)
+    print(f"meetmood is running at {url}/  (Ctrl-C to stop)", flush=True)
+    print(f"database: {settings.storage.database_path}", flush=True)
+    _print_admin_token(settings)
+    stop = stop_on_signals()
     await stop.wait()
     print("shutting down…", flush=True)
     await runner.cleanup()  # closes sockets, ends participants, stops workers, flushes
     print("stopped", flush=True)
+
+
+def _print_admin_token(settings: Settings) -> None:
+    """Make the admin token at first start and print it, this once only (never to the log)."""
+    from bot.admin_token import admin_token_path, ensure_admin_token
+
+    if settings.security.open_creation:
+        print("security.open_creation is on: anyone who reaches this server can create meetings")
+        return
+    path = admin_token_path(settings.storage)
+    token = ensure_admin_token(path)
+    if token is None:
+        print("creating meetings needs the admin token (`meetmood admin-token` makes a new one)")
+        return
+    print(f"admin token: {token}", flush=True)
+    print(
+        "  It creates meetings (home page form, POST /api/meetings with Authorization: Bearer).\n"
+        f"  Shown only this once; stored hashed in {path}.",
+        flush=True,
+    )
+
+
+def _admin_token_command(settings: Settings) -> int:
+    from bot.admin_token import admin_token_path, write_admin_token
+
+    path = admin_token_path(settings.storage)
+    try:
+        token = write_admin_token(path)
+    except OSError as e:
+        return fail(f"storage.database: cannot write {path}: {e.strerror or e}")
+    print(f"admin token: {token}")
+    print(f"Shown only this once; stored hashed in {path}. The previous token no longer works.")
+    return 0
 
 
 def _display_host(host: str) -> str:
@@ -561,6 +654,49 @@ async def _meeting_command(settings: Settings, args: argparse.Namespace) -> None
         else:
             for r in await store.list_meetings():
                 print(f"{r.id}  {r.name}  join: {MeetingManager.join_url(base, r)}")
+    finally:
+        await store.close()
+
+
+async def _meeting_delete_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``meetmood meeting delete MEETING`` and ``meetmood meeting purge``, on the database.
+
+    A meeting with participants still connected (to a running server) is left alone: the
+    host ends or deletes it on its page, where the server disconnects them first.
+    """
+    from bot.retention import cutoff
+    from bot.store import Store
+
+    store = Store(settings.storage.database_path)
+    await store.open()
+    try:
+        if args.meeting_command == "delete":
+            record = await store.get_meeting(args.meeting)
+            if record is None:
+                return fail(f"{args.meeting}: no such meeting")
+            present = [p for p in await store.list_participants(record.id) if p.left_at is None]
+            if present:
+                return fail(
+                    f"{args.meeting}: {len(present)} participant(s) still connected; end the "
+                    "meeting on its host page (or stop the server) first"
+                )
+            await store.delete_meeting(record.id)
+            print(f"deleted: {record.id}  {record.name}")
+            return 0
+        days = settings.privacy.retention_days if args.older_than is None else args.older_than
+        if args.older_than is None and days <= 0:
+            print("nothing to purge: privacy.retention_days is 0 (meetings are kept until deleted)")
+            return 0
+        expired = await store.expired_meetings(cutoff(time.time(), days))
+        verb = "would delete" if args.dry_run else "deleted"
+        for m in expired:
+            if not args.dry_run:
+                await store.delete_meeting(m.record.id)
+            last = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.last_activity))
+            print(f"{verb}: {m.record.id}  {m.record.name}  (last activity {last})")
+        summary = "would be deleted" if args.dry_run else "deleted"
+        print(f"{len(expired)} meeting(s) {summary}, last activity more than {days:g} days ago")
+        return 0
     finally:
         await store.close()
 
@@ -882,6 +1018,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"meetmood: storage.database: cannot open {path}: {e}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "join":
+        from bot.join_cli import join_command
+
+        return join_command(settings, args)
     if args.command == "report":
         return asyncio.run(_report_command(settings, args))
     if args.command == "eval":
@@ -911,6 +1051,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(format_figures(figures, args.json))
         return 0
+    if args.command == "admin-token":
+        return _admin_token_command(settings)
+    if args.command == "meeting" and args.meeting_command in ("delete", "purge"):
+        return asyncio.run(_meeting_delete_command(settings, args))
     asyncio.run(_meeting_command(settings, args))
     return 0
 

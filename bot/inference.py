@@ -6,7 +6,11 @@ every enabled analyzer once. ``start()`` waits until each worker has loaded its
 models, so a slow or failing load surfaces at start-up, never mid-meeting.
 A crashed worker breaks the whole pool; the pool is then rebuilt once per
 failure and the call that saw the crash fails (its participant goes stale for
-one tick).
+one tick). A hung worker (stopped, deadlocked) gives no such sign: when
+``restart_after_timeouts`` calls time out one after another (each sent after the
+previous one timed out) with no answer from the workers in between, the workers are
+killed and the pool is rebuilt the same way. Workers end with the server, even when it
+is killed (see :mod:`analyzers._worker`).
 
 :meth:`InferencePool.run_batched` coalesces requests: while the workers are
 busy, requests for the same analyzer from every participant wait together and
@@ -17,11 +21,14 @@ An idle pool sends a lone request at once, so batching never adds latency.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import math
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from multiprocessing.process import BaseProcess
 from typing import Any, Literal, Protocol
 
 from analyzers import _worker
@@ -31,6 +38,10 @@ from analyzers.voice.audio import AudioChunk
 from analyzers.voice.emotion import VoiceEmotionResult
 
 log = logging.getLogger(__name__)
+
+#: Calls that time out one after another, with no answer from the workers, before they
+#: are restarted.
+RESTART_AFTER_TIMEOUTS = 2
 
 
 class Inference(Protocol):
@@ -84,6 +95,10 @@ class InferencePool:
         mode: ``"process"`` (spawned processes) or ``"thread"``.
         executor: an executor to use instead (tests); its workers must have run
             ``_worker.init(specs)`` or share this process's ``_worker`` module.
+        restart_after_timeouts: calls that time out one after another (each sent after
+            the previous one timed out), with no answer from the workers in between,
+            after which the workers are killed and restarted (``"process"`` mode; a
+            thread cannot be killed).
     """
 
     def __init__(
@@ -92,13 +107,19 @@ class InferencePool:
         workers: int = 1,
         mode: Literal["process", "thread"] = "process",
         executor: Executor | None = None,
+        restart_after_timeouts: int = RESTART_AFTER_TIMEOUTS,
     ) -> None:
         self.specs = specs
         self.workers = workers
         self.mode = mode
+        self.restart_after_timeouts = restart_after_timeouts
         self._executor = executor
         self._owns_executor = executor is None
         self._restart_lock = asyncio.Lock()
+        # Calls that timed out one after another since the workers last answered, and
+        # when the last of them timed out (loop time).
+        self._timeouts = 0
+        self._timed_out_at = -math.inf
         #: Analyzer name -> why its model could not be loaded (filled by :meth:`start`).
         self.unavailable: dict[str, str] = {}
         self._batchers: dict[str, _Batcher] = {}
@@ -135,6 +156,7 @@ class InferencePool:
         pings = [loop.run_in_executor(self._executor, _worker.ping) for _ in range(self.workers)]
         for _pid, unavailable in await asyncio.gather(*pings):
             self.unavailable.update(unavailable)
+        self._timeouts = 0
         for name, reason in self.unavailable.items():
             # Said once, here; sessions then skip the analyzer instead of failing per call.
             log.warning("analyzer unavailable", extra={"analyzer": name, "reason": reason})
@@ -151,6 +173,14 @@ class InferencePool:
         """Whether analyzer ``name`` is enabled and its model loaded."""
         return name in self.specs and name not in self.unavailable
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (none in thread mode, or before :meth:`start`)."""
+        return [p.pid for p in _worker_processes(self._executor) if p.pid is not None]
+
+    def queued(self) -> int:
+        """Requests waiting for a batch to leave (callers that gave up are not kept)."""
+        return sum(len(b) for b in self._batchers.values())
+
     async def run(self, name: str, sample: Any, timeout_secs: float) -> Any:
         """Analyse one sample in a worker.
 
@@ -162,13 +192,22 @@ class InferencePool:
             raise RuntimeError("inference pool is not started")
         executor = self._executor
         loop = asyncio.get_running_loop()
+        sent_at = loop.time()
         try:
-            return await asyncio.wait_for(
+            result = await asyncio.wait_for(
                 loop.run_in_executor(executor, _worker.run, name, sample), timeout_secs
             )
+        except TimeoutError:
+            await self._timed_out(sent_at)
+            raise
         except BrokenProcessPool:
             await self._restart(executor)
             raise
+        except Exception:
+            self._timeouts = 0  # the worker answered, with an error
+            raise
+        self._timeouts = 0
+        return result
 
     async def run_batched(
         self, name: str, sample: Any, timeout_secs: float, max_batch: int = 16
@@ -196,9 +235,46 @@ class InferencePool:
         except BrokenProcessPool:
             await self._restart(executor)
             raise
+        except Exception:
+            self._timeouts = 0  # the worker answered, with an error
+            raise
+        # The worker answered, even if every caller of the batch has given up meanwhile.
+        self._timeouts = 0
         self.batch_sizes.append(len(samples))
         del self.batch_sizes[:-1000]
         return result
+
+    async def _timed_out(self, sent_at: float) -> None:
+        """Count a call sent at ``sent_at`` (loop time) that timed out; replace hung workers.
+
+        A slow worker still answers now and then, which resets the count; a hung one
+        never does. Calls sent before the last counted timeout waited through the same
+        silence and count once with it, so that many participants waiting together do
+        not add up to a restart; nor do timeouts while the workers restart.
+        """
+        if sent_at < self._timed_out_at:
+            return
+        self._timeouts += 1
+        self._timed_out_at = asyncio.get_running_loop().time()
+        executor = self._executor
+        if (
+            self._timeouts < self.restart_after_timeouts
+            or executor is None
+            or not self._owns_executor
+            or self.mode != "process"
+            or self._restart_lock.locked()
+        ):
+            return
+        log.error(
+            "inference workers stopped answering; restarting them",
+            extra={"timeouts": self._timeouts, "workers": self.worker_pids()},
+        )
+        self._timeouts = 0
+        # SIGKILL also ends a stopped process; the executor then sees its workers die,
+        # fails the calls they held with BrokenProcessPool, and _restart replaces it.
+        for process in _worker_processes(executor):
+            process.kill()
+        await self._restart(executor)
 
     async def _restart(self, broken: Executor) -> None:
         async with self._restart_lock:
@@ -220,6 +296,12 @@ class InferencePool:
             )
 
 
+def _worker_processes(executor: Executor | None) -> list[BaseProcess]:
+    # ProcessPoolExecutor keeps its processes here and has no public way to name them.
+    processes = getattr(executor, "_processes", None) or {}
+    return list(processes.values())
+
+
 class _Batcher:
     """Coalesces concurrent requests for one analyzer into batch calls (event loop only).
 
@@ -231,21 +313,36 @@ class _Batcher:
         self._pool = pool
         self._name = name
         self._max_batch = max_batch
-        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        # Waiting requests in arrival order: each caller's future -> its sample.
+        self._pending: dict[asyncio.Future[Any], Any] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
 
+    def __len__(self) -> int:
+        return len(self._pending)
+
     async def run(self, sample: Any, timeout_secs: float) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((sample, future))
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending[future] = sample
         self._dispatch()
-        # A caller that times out cancels its future; its sample may still be in a batch,
-        # whose result is then dropped.
-        return await asyncio.wait_for(future, timeout_secs)
+        # A caller that gives up (timeout, cancellation) leaves the queue at once; if its
+        # sample is already in a batch, that result is dropped.
+        try:
+            return await asyncio.wait_for(future, timeout_secs)
+        except TimeoutError:
+            self._pending.pop(future, None)
+            await self._pool._timed_out(sent_at)
+            raise
+        finally:
+            self._pending.pop(future, None)
 
     def _dispatch(self) -> None:
         while self._pending and len(self._in_flight) < self._pool.workers:
-            batch = [(s, f) for s, f in self._pending[: self._max_batch] if not f.done()]
-            del self._pending[: self._max_batch]
+            taken = list(itertools.islice(self._pending.items(), self._max_batch))
+            for future, _ in taken:
+                del self._pending[future]
+            batch = [(s, f) for f, s in taken if not f.done()]
             if not batch:
                 continue
             task = asyncio.create_task(self._call(batch), name=f"inference.{self._name}")
@@ -277,7 +374,7 @@ class _Batcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for _, future in self._pending:
+        for future in self._pending:
             future.cancel()
         self._pending.clear()
 
@@ -293,6 +390,7 @@ class AnalyzerPools:
         specs: analyzer name -> its parameters as a dict.
         workers: workers per analyzer.
         mode: ``"process"`` or ``"thread"`` (see :class:`InferencePool`).
+        restart_after_timeouts: see :class:`InferencePool`.
     """
 
     def __init__(
@@ -300,10 +398,16 @@ class AnalyzerPools:
         specs: dict[str, dict[str, Any]],
         workers: int = 1,
         mode: Literal["process", "thread"] = "process",
+        restart_after_timeouts: int = RESTART_AFTER_TIMEOUTS,
     ) -> None:
         self._specs = dict(specs)
         self.pools = {
-            name: InferencePool({name: spec}, workers=workers, mode=mode)
+            name: InferencePool(
+                {name: spec},
+                workers=workers,
+                mode=mode,
+                restart_after_timeouts=restart_after_timeouts,
+            )
             for name, spec in specs.items()
         }
 

@@ -12,6 +12,13 @@ leaves when its feed does.
 :class:`MeetingManager` knows every meeting and owns the store and the inference
 pool; participants join through a media source (:mod:`bot.sources`). Everything
 runs on the event loop thread.
+
+A browser joins in two steps. Its offer is answered at once, within the ``[limits]``
+(:mod:`bot.admission`), and it becomes a :class:`PendingParticipant`: a peer connection
+and the id and leave token of the answer, nothing more. Only when the peer connects is it
+a participant: its session (voice pipeline, face state) is built, the sidebars are told
+and its row is written. A peer that never connects is closed and counted for the host
+(:class:`~bot.types.JoinAttemptsEvent`), never shown or stored as a person.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyzers.voice.talk import TalkSnapshot, TalkTracker
+from bot.admission import JoinAdmission, PendingSlot
+from bot.bots import Bots
 from bot.fusion import Fused, fuse
 from bot.fusion.registry import definitions
 from bot.fusion.room import RoomFusion
@@ -38,11 +47,21 @@ from bot.sinks.store import StoreSink
 from bot.sinks.summaries import SummarySink
 from bot.sources import MediaSource
 from bot.sources.browser import BrowserSource, restrict_host_addresses
-from bot.store import MeetingRecord, ParticipantRecord, Store
+from bot.store import (
+    ExpiredMeeting,
+    MeetingRecord,
+    ParticipantRecord,
+    Store,
+    new_id,
+    tokens_equal,
+)
+from bot.summaries.redact import WITHDRAWN
 from bot.types import (
     FaceObservation,
+    JoinAttemptsEvent,
     LeaveReason,
     ListeningObservation,
+    MeetingEndedEvent,
     MeetingEvent,
     MeetingRef,
     MomentEvent,
@@ -52,6 +71,7 @@ from bot.types import (
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     ParticipantStateEvent,
+    ParticipantWithdrawnEvent,
     RoomEvent,
     RoomState,
     SnapshotEvent,
@@ -74,6 +94,18 @@ UNAVAILABLE_NOTICES = {
 
 class MeetingNotFound(LookupError):
     """No meeting has this id."""
+
+
+class MeetingEnded(RuntimeError):
+    """The meeting has ended: no one can join it any more."""
+
+
+class ParticipantNotFound(LookupError):
+    """The meeting has no participant (connected or stored) with this id."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The database does not take writes now, so no one can join (try again later)."""
 
 
 def talk_event(snap: TalkSnapshot) -> TalkEvent:
@@ -135,6 +167,28 @@ class LiveParticipant:
     faces: dict[int, str] = field(default_factory=dict)  # slot >= 2 -> sub-participant id
 
 
+@dataclass(eq=False)
+class PendingParticipant:
+    """A browser answered but not connected yet: no session, no card, no row.
+
+    Attributes:
+        participant_id: The id they will have once connected (in the join answer).
+        token: Their leave token (in the join answer).
+        display_name: Their name.
+        source: Their peer.
+        slot: Their place under the unconnected-peer limits.
+        on_join: Called once they are a participant (the manager stores their token).
+    """
+
+    participant_id: str
+    token: str
+    display_name: str
+    source: BrowserSource
+    slot: PendingSlot
+    on_join: Callable[[LiveParticipant], None] | None = None
+    watcher: asyncio.Task[None] | None = None
+
+
 class LiveMeeting:
     """One running meeting: participants, fusion and sinks. Event loop only.
 
@@ -180,11 +234,22 @@ class LiveMeeting:
         ]
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        #: Browsers answered but not connected yet, by their future participant id.
+        self.pending: dict[str, PendingParticipant] = {}
+        #: Join attempts that never connected (loaded from the store by the manager).
+        self.unconnected_joins = 0
+        #: Set when the meeting starts closing: no one joins any more.
+        self.closing = False
+        #: Set once closed: nothing is published any more (a late tick of an import, or
+        #: a summary, must not write rows for a meeting that is being deleted).
+        self.closed = False
 
     # -- publishing --------------------------------------------------------------
 
     def publish(self, event: MeetingEvent) -> None:
-        """Send an event to every sink, once."""
+        """Send an event to every sink, once (nothing once the meeting is closed)."""
+        if self.closed:
+            return
         for sink in self.sinks:
             sink.handle(event)
 
@@ -196,10 +261,28 @@ class LiveMeeting:
 
     # -- participants ------------------------------------------------------------
 
-    def join(self, display_name: str, source: MediaSource) -> LiveParticipant:
-        """A participant joins with their media source; their analysis starts now."""
+    def join(
+        self,
+        display_name: str,
+        source: MediaSource,
+        *,
+        participant_id: str | None = None,
+        token: str | None = None,
+    ) -> LiveParticipant:
+        """A participant joins with their media source; their analysis starts now.
+
+        ``participant_id`` and ``token``: those a browser was given when it was answered
+        (:meth:`admit`); new ones otherwise.
+
+        Raises:
+            MeetingEnded: the meeting has ended or is closing (the source is not started).
+        """
+        if self.closing or self.record.ended_at is not None:
+            raise MeetingEnded(self.record.id)
         settings = self.settings
         record = ParticipantRecord.new(self.record.id, display_name, source.kind, self.clock())
+        if participant_id is not None:
+            record = replace(record, id=participant_id)
         session = ParticipantSession(
             record.id,
             self.pool,
@@ -212,7 +295,7 @@ class LiveMeeting:
             clock=source.clock,
             pacing=source.pacing,
         )
-        participant = LiveParticipant(record, secrets.token_urlsafe(18), session, source)
+        participant = LiveParticipant(record, token or secrets.token_urlsafe(18), session, source)
         self.participants[record.id] = participant
         self.publish(ParticipantJoinedEvent(participant=self.info(record)))
         log.info("participant joined", extra={"meeting": self.record.id, "participant": record.id})
@@ -221,6 +304,66 @@ class LiveMeeting:
         source.start(record.id, session.add_track, self.observe)
         participant.watcher = self._spawn(self._watch(participant), f"source.watch.{record.id}")
         return participant
+
+    def admit(
+        self,
+        display_name: str,
+        source: BrowserSource,
+        slot: PendingSlot,
+        on_join: Callable[[LiveParticipant], None] | None = None,
+    ) -> PendingParticipant:
+        """A browser was answered: it joins once its peer connects (see the module docstring).
+
+        Raises:
+            MeetingEnded: the meeting has ended or is closing.
+        """
+        if self.closing or self.record.ended_at is not None:
+            raise MeetingEnded(self.record.id)
+        pid = new_id()
+        pending = PendingParticipant(
+            pid, secrets.token_urlsafe(18), display_name, source, slot, on_join
+        )
+        self.pending[pid] = pending
+        pending.watcher = self._spawn(self._connect(pending), f"source.connect.{pid}")
+        return pending
+
+    async def _connect(self, pending: PendingParticipant) -> None:
+        """Make the pending browser a participant when its peer connects; else drop it."""
+        connected = await pending.source.wait_connected()
+        pending.watcher = None  # from here on, dropping it must not cancel this task
+        pid = pending.participant_id
+        if not connected or self.pending.get(pid) is not pending:
+            await self.drop_pending(pending)
+            return
+        del self.pending[pid]
+        pending.slot.release()
+        try:
+            participant = self.join(
+                pending.display_name, pending.source, participant_id=pid, token=pending.token
+            )
+        except MeetingEnded:
+            await pending.source.close()  # ended while the peer was connecting
+            return
+        if pending.on_join is not None:
+            pending.on_join(participant)
+
+    async def drop_pending(self, pending: PendingParticipant, *, counted: bool = True) -> None:
+        """Close a browser's peer that has not connected (idempotent).
+
+        ``counted``: the host's count of join attempts that never connected goes up.
+        """
+        if self.pending.pop(pending.participant_id, None) is None:
+            return
+        pending.slot.release()
+        if pending.watcher is not None:
+            pending.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending.watcher
+        await pending.source.close()
+        if counted:
+            self.unconnected_joins += 1
+            self.publish(JoinAttemptsEvent(unconnected=self.unconnected_joins))
+        log.info("join attempt did not connect", extra={"meeting": self.record.id})
 
     async def _watch(self, participant: LiveParticipant) -> None:
         """End the participant when their media source ends or every track has ended."""
@@ -238,8 +381,14 @@ class LiveMeeting:
         participant.watcher = None
         await self.end(participant, reason)
 
-    async def end(self, participant: LiveParticipant, reason: LeaveReason) -> None:
-        """Stop a participant's analysis, close their source and record that they left."""
+    async def end(
+        self, participant: LiveParticipant, reason: LeaveReason, *, withdrawn: bool = False
+    ) -> None:
+        """Stop a participant's analysis, close their source and record that they left.
+
+        ``withdrawn``: they also withdrew, so the summaries leave them out from now on
+        (the meeting-end summary this may start included).
+        """
         if participant.ending:
             return
         participant.ending = True
@@ -260,12 +409,20 @@ class LiveMeeting:
             self.publish(ParticipantLeftEvent(participant_id=sub_id, ts=ts, reason="left"))
         self._forget(pid)
         self.publish(ParticipantLeftEvent(participant_id=pid, ts=ts, reason=reason))
+        if withdrawn:
+            self.forget_withdrawn([pid, *participant.faces.values()])
         if not self.participants:
             self.summaries.meeting_ended(ts)
         log.info(
             "participant left",
             extra={"meeting": self.record.id, "participant": pid, "reason": reason},
         )
+
+    def forget_withdrawn(self, ids: list[str]) -> None:
+        """Participants who withdrew: forgotten by fusion and the summaries (they have left)."""
+        for pid in ids:
+            self._forget(pid)
+            self.summaries.forget(pid, WITHDRAWN)
 
     def _forget(self, pid: str) -> None:
         self.fused.pop(pid, None)
@@ -388,16 +545,28 @@ class LiveMeeting:
         """The host asked for a summary: of the time since the last one, published and returned."""
         return await self.summaries.summarize_now(self.clock())
 
-    async def close(self, reason: LeaveReason = "server_shutdown") -> None:
-        """End every participant, stop the meeting's tasks and let the sinks finish."""
+    async def close(
+        self, reason: LeaveReason = "server_shutdown", final: MeetingEvent | None = None
+    ) -> None:
+        """End every participant, stop the meeting's tasks and let the sinks finish.
+
+        ``final`` is published last, after the meeting-end summary (the host ended the
+        meeting: the sidebars are told so).
+        """
+        self.closing = True
+        for pending in list(self.pending.values()):
+            await self.drop_pending(pending, counted=False)  # not their failure to connect
         for p in list(self.participants.values()):
             await self.end(p, reason)
         await self.summaries.wait()  # the meeting-end summary reaches the store
+        if final is not None:
+            self.publish(final)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._ticker = None
+        self.closed = True
         for sink in self.sinks:
             await sink.close()
 
@@ -429,15 +598,23 @@ class MeetingManager:
     ) -> None:
         self.settings = settings
         self.store = store or Store(
-            settings.storage.database_path, settings.storage.flush_interval_secs
+            settings.storage.database_path,
+            settings.storage.flush_interval_secs,
+            max_queued_writes=settings.storage.max_queued_writes,
+            write_attempts=settings.storage.write_attempts,
         )
         enabled = settings.analyzers.enabled
         self.pool: Inference = pool or AnalyzerPools(
             {name: settings.analyzers.params(name).model_dump() for name in enabled},
             workers=settings.inference.workers,
             mode=settings.inference.mode,
+            restart_after_timeouts=settings.inference.restart_after_timeouts,
         )
         self._live: dict[str, LiveMeeting] = {}
+        #: The join limits: attempts per address, unconnected peers (see ``[limits]``).
+        self.admission = JoinAdmission(settings.limits)
+        #: Bots the hosts sent into meetings elsewhere (Janus rooms, WHEP streams).
+        self.bots = Bots(self)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -453,6 +630,7 @@ class MeetingManager:
 
     async def close(self) -> None:
         """End every participant (sources closed, tasks cancelled), then stop and flush."""
+        await self.bots.close()
         for meeting in list(self._live.values()):
             await meeting.close("server_shutdown")
         await self.pool.close()
@@ -483,17 +661,72 @@ class MeetingManager:
         meeting = self._live.get(meeting_id)
         if meeting is None:
             record = await self.get_meeting(meeting_id)
-            meeting = self._live.get(meeting_id) or LiveMeeting(
-                record, self.settings, self.store, self.pool
-            )
-            self._live[meeting_id] = meeting
+            unconnected = await self.store.unconnected_joins(meeting_id)
+            meeting = self._live.get(meeting_id)
+            if meeting is None:
+                meeting = LiveMeeting(record, self.settings, self.store, self.pool)
+                meeting.unconnected_joins = unconnected
+                self._live[meeting_id] = meeting
         return meeting
 
     async def close_meeting(self, meeting_id: str) -> None:
         """End a running meeting's participants, let its sinks finish, and forget it."""
+        await self.bots.close_meeting(meeting_id)
         meeting = self._live.pop(meeting_id, None)
         if meeting is not None:
             await meeting.close("left")
+
+    async def end_meeting(self, meeting_id: str, *, deleted: bool = False) -> MeetingRecord:
+        """The host ends a meeting: no one can join it any more, everyone is disconnected.
+
+        Its analysis and summaries stop (the meeting-end summary is written) and the
+        sidebars are told (``deleted``: because it is being deleted). Ending an ended
+        meeting changes nothing. Returns the meeting as stored, ``ended_at`` set.
+
+        Raises:
+            MeetingNotFound: unknown id.
+        """
+        # Stored first: from now on a join is refused, even one that finds no live meeting.
+        record = await self.store.end_meeting(meeting_id, time.time())
+        if record is None:
+            raise MeetingNotFound(meeting_id)
+        await self.bots.close_meeting(meeting_id)
+        meeting = self._live.pop(meeting_id, None)
+        if meeting is not None:
+            final = MeetingEndedEvent(ts=meeting.clock(), deleted=deleted)
+            await meeting.close("meeting_ended", final)
+        return record
+
+    async def delete_meeting(self, meeting_id: str) -> bool:
+        """End the meeting, then delete it and every row stored with it.
+
+        Returns False when there was no such meeting.
+        """
+        try:
+            await self.end_meeting(meeting_id, deleted=True)
+        except MeetingNotFound:
+            return False
+        deleted = await self.store.delete_meeting(meeting_id)
+        # A sidebar may have reopened it while the rows were deleted; it has no one to show.
+        stale = self._live.pop(meeting_id, None)
+        if stale is not None:
+            await stale.close("meeting_ended", MeetingEndedEvent(ts=stale.clock(), deleted=True))
+        log.info("meeting deleted", extra={"meeting": meeting_id})
+        return deleted
+
+    async def purge_expired(self, cutoff: float) -> list[ExpiredMeeting]:
+        """Delete every meeting whose last activity is before ``cutoff``; returns them.
+
+        A meeting with someone connected is kept (its activity is now).
+        """
+        purged = []
+        for expired in await self.store.expired_meetings(cutoff):
+            live = self._live.get(expired.record.id)
+            if live is not None and live.participants:
+                continue
+            if await self.delete_meeting(expired.record.id):
+                purged.append(expired)
+        return purged
 
     async def live_on_clock(self, meeting_id: str, clock: Callable[[], float]) -> LiveMeeting:
         """The runtime side of a meeting whose caller drives its clock and ticks.
@@ -525,28 +758,120 @@ class MeetingManager:
     # -- participants ------------------------------------------------------------
 
     async def join_browser(
-        self, meeting_id: str, display_name: str, sdp: str, kind: str
-    ) -> tuple[LiveParticipant, str]:
-        """Accept a browser participant's offer; returns the participant and the answer SDP.
+        self,
+        meeting_id: str,
+        display_name: str,
+        sdp: str,
+        kind: str,
+        address: str | None = None,
+    ) -> tuple[PendingParticipant, str]:
+        """Answer a browser's offer; returns them, pending until connected, and the answer SDP.
+
+        ``address`` is the client's (for the per-address limits). On any error nothing
+        is stored and no peer is left open.
 
         Raises:
             MeetingNotFound: unknown meeting.
-            OfferError: the offer is unusable (nothing is stored then).
+            MeetingEnded: the meeting has ended.
+            JoinRefused: a limit of ``[limits]`` (see :mod:`bot.admission`).
+            StoreUnavailable: the database does not take writes now.
+            OfferError: the offer is unusable.
         """
         meeting = await self.live(meeting_id)
-        source, answer = await BrowserSource.accept(sdp, kind, self.settings.webrtc)
-        return meeting.join(display_name, source), answer
+        if meeting.closing or meeting.record.ended_at is not None:
+            raise MeetingEnded(meeting_id)
+        peers = len(meeting.participants) + len(meeting.pending)
+        slot = self.admission.reserve(address, peers)
+        source: BrowserSource | None = None
+        try:
+            # Someone whose analysis cannot be recorded is not connected: checked before
+            # a peer exists, so that a failing database leaves nothing open.
+            if not await self.store.is_writable():
+                raise StoreUnavailable(meeting_id)
+            source, answer = await BrowserSource.accept(
+                sdp, kind, self.settings.webrtc, self.settings.limits
+            )
+            pending = meeting.admit(display_name, source, slot, self._store_token)
+        except BaseException:
+            slot.release()
+            if source is not None:
+                await source.close()
+            raise
+        return pending, answer
+
+    def _store_token(self, participant: LiveParticipant) -> None:
+        self.store.add_participant_token(
+            participant.record.meeting_id, participant.record.id, participant.token
+        )
 
     async def leave(self, meeting_id: str, participant_id: str, token: str | None) -> bool:
         """A participant leaves by their own request. False if the token is wrong."""
         meeting = await self.live(meeting_id)
         participant = meeting.participants.get(participant_id)
         if participant is None:
+            pending = meeting.pending.get(participant_id)
+            if pending is not None:
+                if not tokens_equal(token, pending.token):
+                    return False
+                await meeting.drop_pending(pending)
             # Already gone (e.g. the peer closed first): leaving again is harmless.
             return True
-        if not token or not secrets.compare_digest(token, participant.token):
+        if not tokens_equal(token, participant.token):
             return False
         await meeting.end(participant, "left")
+        return True
+
+    async def withdraw(self, meeting_id: str, participant_id: str, token: str | None) -> bool:
+        """A participant withdraws: they leave, and everything stored about them is deleted.
+
+        Works while they are connected and after they left (their token is stored hashed).
+        The sidebars get a :class:`~bot.types.ParticipantWithdrawnEvent`. False if the
+        token is wrong.
+
+        Raises:
+            ParticipantNotFound: no such participant in this meeting.
+        """
+        meeting = self._live.get(meeting_id)
+        pending = meeting.pending.get(participant_id) if meeting is not None else None
+        if meeting is not None and pending is not None:
+            # Not connected yet: nothing was stored about them; their peer must not connect.
+            if not tokens_equal(token, pending.token):
+                return False
+            await meeting.drop_pending(pending)
+            return True
+        live = meeting.participants.get(participant_id) if meeting is not None else None
+        if live is not None:
+            if not tokens_equal(token, live.token):
+                return False
+        else:
+            matches = await self.store.participant_token_matches(meeting_id, participant_id, token)
+            if matches is None:
+                raise ParticipantNotFound(participant_id)
+            if not matches:
+                return False
+        if meeting is not None:
+            if live is not None:
+                await meeting.end(live, "left", withdrawn=True)
+            else:
+                people = await self.store.list_participants(meeting_id)
+                faces = [p.id for p in people if p.parent_id == participant_id]
+                meeting.forget_withdrawn([participant_id, *faces])
+            await meeting.summaries.wait()  # a summary being written is redacted below
+        ids = await self.store.delete_participant(meeting_id, participant_id)
+        if meeting is not None:
+            summaries = await self.store.summaries(
+                meeting_id, limit=self.settings.summaries.sidebar_count
+            )
+            meeting.publish(
+                ParticipantWithdrawnEvent(
+                    participant_ids=ids or [participant_id],
+                    ts=meeting.clock(),
+                    summaries=summaries,
+                )
+            )
+        log.info(
+            "participant withdrew", extra={"meeting": meeting_id, "participant": participant_id}
+        )
         return True
 
     def find_participant(self, meeting_id: str, participant_id: str) -> LiveParticipant | None:
@@ -582,7 +907,9 @@ class MeetingManager:
                 # Gone: the sidebar shows the card dimmed with its timeline, no live state.
                 infos.append(meeting.info(r))
         return SnapshotEvent(
-            meeting=MeetingRef(id=meeting.record.id, name=meeting.record.name),
+            meeting=MeetingRef(
+                id=meeting.record.id, name=meeting.record.name, ended_at=meeting.record.ended_at
+            ),
             history_secs=history_secs,
             server_ts=now,
             participants=infos,
@@ -598,6 +925,8 @@ class MeetingManager:
                 meeting_id, limit=self.settings.summaries.sidebar_count
             ),
             summarizer=meeting.summaries.info,
+            bots=self.bots.list(meeting_id),
+            unconnected_joins=meeting.unconnected_joins,
         )
 
     @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ reason (``server.port: Input should be less than or equal to 65535``).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -67,6 +68,8 @@ class StorageSettings(_Section):
     database: str = ""
     flush_interval_secs: float = Field(0.5, gt=0, le=60)
     state_interval_secs: float = Field(0.5, ge=0, le=60)
+    max_queued_writes: int = Field(20_000, ge=10, le=10_000_000)
+    write_attempts: int = Field(3, ge=1, le=100)
 
     @property
     def database_path(self) -> Path:
@@ -109,6 +112,7 @@ class InferenceSettings(_Section):
 
     mode: Literal["process", "thread"] = "process"
     workers: int = Field(1, ge=1, le=64)
+    restart_after_timeouts: int = Field(2, ge=1, le=1000)
 
 
 class AnalyzersSettings(_Section):
@@ -198,10 +202,15 @@ class SummarySettings(_Section):
 
 
 class PrivacySettings(_Section):
-    """What participants are told."""
+    """What participants are told, and how long their meetings are kept."""
 
     viewers: str
     retention: str
+    #: Days a meeting is kept after it ended (or after its last activity, if it was never
+    #: ended) before it is deleted automatically; 0 keeps meetings until they are deleted.
+    retention_days: float = Field(30.0, ge=0)
+    #: How often the server looks for meetings past ``retention_days``, in seconds.
+    purge_interval_secs: float = Field(3600.0, gt=0)
 
 
 class RecordingSettings(_Section):
@@ -214,6 +223,62 @@ class RecordingSettings(_Section):
     def upload_path(self) -> Path | None:
         """Where uploads wait for their analysis (None: the system's temporary folder)."""
         return Path(self.upload_dir).expanduser() if self.upload_dir else None
+
+
+class BotSettings(_Section):
+    """The bot that joins other meetings (a Janus VideoRoom, a WHEP stream).
+
+    ``media``, ``substream``, ``temporal`` and ``max_analysis_fps`` are the decode-cost
+    controls: receive only what is analysed, ask Janus for a lower simulcast layer
+    (substream 0 is the smallest resolution, temporal 0 the lowest frame rate; they
+    apply only when a publisher simulcasts), and cap how often a face is analysed.
+    """
+
+    display_name: str = Field("meetmood — emotion analysis", min_length=1, max_length=64)
+    media: Literal["both", "video", "audio"] = "both"
+    substream: int | None = Field(None, ge=0, le=2)
+    temporal: int | None = Field(None, ge=0, le=2)
+    max_analysis_fps: float | None = Field(None, gt=0, le=30)
+    reconnect_max_secs: float = Field(30.0, ge=1, le=600)
+    resume_grace_secs: float = Field(60.0, ge=0, le=3600)
+    room_notice: bool = True
+
+
+class SecuritySettings(_Section):
+    """Who may create meetings, and limits that keep one client from exhausting the server."""
+
+    #: Anyone who reaches the server may create meetings, without the admin token. Only
+    #: for trusted networks.
+    open_creation: bool = False
+    #: Sidebar WebSockets open at once for one meeting; more are closed with code 4429.
+    max_sidebar_sockets_per_meeting: int = Field(8, ge=1, le=1000)
+
+
+class LimitsSettings(_Section):
+    """What one meeting, one client address and unconnected peers may take of the server.
+
+    A peer is *unconnected* from its join answer until its connection is up (or it gives
+    up after ``connect_timeout_secs``); until then it holds only its peer connection.
+    """
+
+    max_participants_per_meeting: int = Field(64, ge=1, le=10_000)
+    max_unconnected_peers: int = Field(32, ge=1, le=10_000)
+    max_unconnected_peers_per_address: int = Field(4, ge=1, le=10_000)
+    join_attempts_per_minute: int = Field(20, ge=1, le=100_000)
+    connect_timeout_secs: float = Field(30.0, gt=0, le=600)
+    allow_private_candidates: bool = False
+    max_candidates_per_offer: int = Field(20, ge=1, le=1000)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as e:
+                raise ValueError(f"{item!r} is not an IP address or network") from e
+        return v
 
 
 class LoggingSettings(_Section):
@@ -237,7 +302,10 @@ class Settings(_Section):
     sidebar: SidebarSettings = SidebarSettings()
     summaries: SummarySettings = SummarySettings()
     recordings: RecordingSettings = RecordingSettings()
+    bots: BotSettings = BotSettings()
     privacy: PrivacySettings
+    security: SecuritySettings = SecuritySettings()
+    limits: LimitsSettings = LimitsSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

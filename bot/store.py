@@ -5,7 +5,10 @@ through it, so SQLite never sees two threads and the event loop never blocks on
 disk. Writes are queued in order (:meth:`Store.add_participant_record`,
 :meth:`Store.add_state`, ...) and written in one transaction every
 ``storage.flush_interval_secs``; ``close()`` flushes what is left, and every read
-flushes first. WAL mode lets a crash lose at most the unflushed queue.
+flushes first. WAL mode lets a crash lose at most the unflushed queue. While the
+database cannot take writes (locked, disk full), the queue keeps them, up to
+``max_queued_writes`` (then the oldest sampled states go); a write that fails because
+of its own data never holds up the others (see :meth:`Store.flush`).
 
 States are stored with their field groups as JSON (``emotion``, ``face``,
 ``voice``, ``talk``, ``readings``), so adding a field or a registry state needs no
@@ -17,21 +20,28 @@ default sampling.
 
 Only derived scores are stored, never media. The host token is stored as a
 SHA-256 hash; the join token in clear, because the host needs to see the join
-link again.
+link again; each browser participant's token as a hash, so that they can withdraw.
+
+Deleting: :meth:`Store.delete_meeting` empties every table of :data:`MEETING_TABLES`
+for the meeting; :meth:`Store.delete_participant` removes one participant (and the
+faces of their feed) and their mentions elsewhere; :meth:`Store.expired_meetings` says
+which meetings are past a retention period. ``secure_delete`` zeroes what is deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
+import math
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +49,7 @@ from pydantic import TypeAdapter
 
 from bot.fusion.registry import BY_NAME, REGISTRY
 from bot.store_migrations import migrate, migrate_v3, run_script
+from bot.summaries.redact import without
 from bot.types import (
     EmotionScores,
     FaceMetrics,
@@ -58,6 +69,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 4
+
+#: Writes kept in memory while the database cannot take them (e.g. a full disk): about
+#: eight minutes of a 20-person meeting's states.
+MAX_QUEUED_WRITES = 20_000
+#: Tries before a write that fails because of its own data is dropped.
+WRITE_ATTEMPTS = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meetings (
@@ -131,6 +148,38 @@ CREATE TABLE IF NOT EXISTS summaries (
 );
 CREATE INDEX IF NOT EXISTS summaries_by_meeting ON summaries(meeting_id, ts);
 """
+
+#: Each browser participant's token, hashed, so that they can withdraw (delete their
+#: data) after they left too. No foreign key: the token exists from the join answer on,
+#: which may be before the participant's row is written; rows go with their meeting.
+_TOKENS = """
+CREATE TABLE IF NOT EXISTS participant_tokens (
+    participant_id TEXT PRIMARY KEY,
+    meeting_id TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_meeting ON participant_tokens(meeting_id);
+"""
+
+#: How many join attempts of each meeting never connected: a count for the host, because
+#: such an attempt is not a participant and leaves no participant row.
+_UNCONNECTED = """
+CREATE TABLE IF NOT EXISTS unconnected_joins (
+    meeting_id TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+"""
+
+#: Every table with rows of a meeting, children first (what deleting a meeting empties).
+MEETING_TABLES = (
+    "unconnected_joins",
+    "states",
+    "room_states",
+    "moments",
+    "summaries",
+    "participant_tokens",
+    "participants",
+)
 
 _EMOTION = TypeAdapter(EmotionScores)
 _FACE = TypeAdapter(FaceMetrics)
@@ -241,7 +290,17 @@ def _state_of(row: sqlite3.Row) -> ParticipantState:
 
 def hash_token(token: str) -> str:
     """SHA-256 hex of a secret token (tokens are random, so no salt is needed)."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token_bytes(token)).hexdigest()
+
+
+def token_bytes(token: str) -> bytes:
+    """A token as bytes: ``compare_digest`` refuses non-ASCII text, and any text may arrive."""
+    return token.encode("utf-8", "surrogatepass")
+
+
+def tokens_equal(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a token from a request with the expected one."""
+    return bool(given) and secrets.compare_digest(token_bytes(str(given)), token_bytes(expected))
 
 
 def new_id(nbytes: int = 9) -> str:
@@ -267,11 +326,26 @@ class MeetingRecord:
         """Constant-time check of a host token."""
         if not token:
             return False
-        return secrets.compare_digest(hash_token(token), self.host_token_sha256)
+        return tokens_equal(hash_token(token), self.host_token_sha256)
 
     def join_token_matches(self, token: str | None) -> bool:
         """Constant-time check of a join token."""
-        return bool(token) and secrets.compare_digest(str(token), self.join_token)
+        return tokens_equal(token, self.join_token)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredMeeting:
+    """A meeting past its retention (:meth:`Store.expired_meetings`).
+
+    Attributes:
+        record: The meeting.
+        last_activity: When it ended; if it was never ended, the latest of its creation
+            and its participants' joining and leaving. A meeting with a participant still
+            connected is never expired.
+    """
+
+    record: MeetingRecord
+    last_activity: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +380,37 @@ class ParticipantRecord:
         )
 
 
-#: A queued write: SQL and a function giving its parameters (run on the store thread).
-_Write = tuple[str, Callable[[], tuple[Any, ...]]]
+@dataclass(slots=True)
+class _Write:
+    """A queued write (event loop only).
+
+    Attributes:
+        sql: The statement.
+        args: Gives its parameters; runs on the store thread, so JSON is built off the loop.
+        sample: A sampled participant or room state, which may be dropped when the
+            queue is full (joins, leaves, tokens, moments and summaries never are).
+        failures: Tries that failed because of this write's own data (not the database's).
+    """
+
+    sql: str
+    args: Callable[[], tuple[Any, ...]]
+    sample: bool
+    failures: int = 0
+
+
+#: Errors that come from one row's data (a constraint, a value SQLite cannot bind), as
+#: opposed to the database as a whole (locked, disk full, I/O), which retrying may cure.
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError)
+
+
+def _is_row_error(e: Exception) -> bool:
+    # Anything that is not an SQLite error was raised while building the row's parameters.
+    return isinstance(e, _ROW_ERRORS) or not isinstance(e, sqlite3.Error)
+
+
+def _error_name(e: Exception) -> str:
+    """A name for an error that carries no data (messages may quote the row)."""
+    return str(getattr(e, "sqlite_errorname", None) or type(e).__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,30 +445,89 @@ def _stride(count: int, max_rows: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class StatePage:
-    """A page of stored states and the cursor for the next one.
+class StateCursor:
+    """Where a page of states ended: its last state's time and row id.
 
-    Attributes:
-        states: ``(row id, state)`` in row order.
-        next_after: Pass as ``after`` to get the rows stored after these.
+    States are read in ``(ts, id)`` order, which the ``(meeting_id, ts)`` and
+    ``(participant_id, ts)`` indexes give without sorting (SQLite keeps the row id last
+    in every index), so each page costs the same however deep into a meeting it starts.
     """
 
-    states: list[tuple[int, ParticipantState]]
-    next_after: int
+    ts: float
+    row_id: int
+
+    def encode(self) -> str:
+        """The cursor as an opaque, URL-safe string."""
+        return base64.urlsafe_b64encode(f"{self.ts!r}:{self.row_id}".encode()).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> StateCursor:
+        """The cursor that :meth:`encode` gave.
+
+        Raises:
+            ValueError: ``text`` is not such a cursor.
+        """
+        try:
+            ts, row_id = base64.urlsafe_b64decode(text.encode("ascii")).decode().split(":")
+            cursor = cls(float(ts), int(row_id))
+        except ValueError as e:  # bad base64, text or numbers
+            raise ValueError("not a cursor") from e
+        if not math.isfinite(cursor.ts) or cursor.row_id < 0:
+            raise ValueError("not a cursor")
+        return cursor
+
+
+@dataclass(frozen=True, slots=True)
+class StatePage:
+    """A page of stored states in time order, and where the next page starts.
+
+    Attributes:
+        states: The states, by time (then by when they were stored).
+        next: Pass as ``cursor`` to get the states after these; None on the last page.
+    """
+
+    states: list[ParticipantState]
+    next: StateCursor | None
 
 
 class Store:
     """The meetmood database. Methods are coroutines; SQLite runs on one thread."""
 
-    def __init__(self, path: Path, flush_interval_secs: float = 0.5) -> None:
-        """Prepare (not yet open) the store at ``path`` (``:memory:`` works too)."""
+    def __init__(
+        self,
+        path: Path,
+        flush_interval_secs: float = 0.5,
+        *,
+        max_queued_writes: int = MAX_QUEUED_WRITES,
+        write_attempts: int = WRITE_ATTEMPTS,
+    ) -> None:
+        """Prepare (not yet open) the store at ``path`` (``:memory:`` works too).
+
+        Args:
+            path: The database file.
+            flush_interval_secs: How often queued writes are written.
+            max_queued_writes: Most writes kept while the database cannot take them;
+                beyond it the oldest sampled states are dropped (and counted).
+            write_attempts: Tries before a write that fails because of its own data
+                (e.g. a constraint) is dropped, so that it never holds up the others.
+        """
         self.path = path
         self.flush_interval_secs = flush_interval_secs
+        self.max_queued_writes = max_queued_writes
+        self.write_attempts = write_attempts
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._conn: sqlite3.Connection | None = None
-        # Queued writes, in order: (SQL, parameters) built on the store thread.
+        # Queued writes, in order; their parameters are built on the store thread.
         self._pending: list[_Write] = []
+        # One flush at a time, so that a batch put back after a failure keeps its place.
+        self._flush_lock = asyncio.Lock()
         self._flush_task: asyncio.Task[None] | None = None
+        #: Writes dropped since opening: the queue was full, or their data could not be
+        #: written (after ``write_attempts`` tries).
+        self.dropped_full = 0
+        self.dropped_failing = 0
+        self._dropped_unlogged = 0
+        self._failing_since: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -396,6 +558,9 @@ class Store:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted meetings and withdrawn participants are overwritten with zeros on disk,
+        # not left in free pages.
+        conn.execute("PRAGMA secure_delete=ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             conn.close()
@@ -409,6 +574,8 @@ class Store:
             migrate(conn, version, lambda: run_script(conn, _STATES), _state_row)
             run_script(conn, _STATES)
             migrate_v3(conn, version, lambda: run_script(conn, SUMMARIES))
+            run_script(conn, _TOKENS)  # new in place: older versions just ignore it
+            run_script(conn, _UNCONNECTED)  # the same
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._conn = conn
 
@@ -466,21 +633,208 @@ class Store:
         rows = self._db.execute("SELECT * FROM meetings ORDER BY created_at DESC").fetchall()
         return [MeetingRecord(**dict(r)) for r in rows]
 
-    async def delete_meeting(self, meeting_id: str) -> None:
-        """Remove a meeting and everything stored with it (after writing what is queued)."""
-        await self.flush()
-        await self._call(self._delete_meeting, meeting_id)
+    async def end_meeting(self, meeting_id: str, ts: float) -> MeetingRecord | None:
+        """Mark a meeting ended at ``ts`` (the first end wins); None if there is no such meeting."""
+        return await self._call(self._end_meeting, meeting_id, ts)
 
-    def _delete_meeting(self, meeting_id: str) -> None:
-        with self._db:
-            # Participants, states, room states, moments and summaries cascade.
-            self._db.execute("DELETE FROM meetings WHERE id = ?", (meeting_id,))
+    def _end_meeting(self, meeting_id: str, ts: float) -> MeetingRecord | None:
+        self._db.execute(
+            "UPDATE meetings SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (ts, meeting_id)
+        )
+        return self._get_meeting(meeting_id)
+
+    async def delete_meeting(self, meeting_id: str) -> bool:
+        """Remove a meeting and every row stored with it (after writing what is queued).
+
+        Returns whether the meeting existed.
+        """
+        await self.flush()
+        return await self._call(self._delete_meeting, meeting_id)
+
+    def _delete_meeting(self, meeting_id: str) -> bool:
+        db = self._db
+        with db:
+            db.execute("BEGIN")
+            # Explicit rather than ON DELETE CASCADE: databases made by older versions
+            # may lack the foreign keys, and the token table has none.
+            for table in MEETING_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE meeting_id = ?", (meeting_id,))
+            existed = db.execute("DELETE FROM meetings WHERE id = ?", (meeting_id,)).rowcount > 0
+        self._truncate_wal()
+        return existed
+
+    def _truncate_wal(self) -> None:
+        # Older copies of deleted pages stay in the write-ahead log until a checkpoint;
+        # a reader elsewhere (the CLI beside a server) may keep it from finishing: harmless.
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def expired_meetings(self, cutoff: float) -> list[ExpiredMeeting]:
+        """Meetings whose last activity (see :class:`ExpiredMeeting`) is before ``cutoff``."""
+        await self.flush()
+        return await self._call(self._expired_meetings, cutoff)
+
+    def _expired_meetings(self, cutoff: float) -> list[ExpiredMeeting]:
+        rows = self._db.execute(
+            "SELECT * FROM (SELECT m.*, COALESCE(m.ended_at, MAX(m.created_at, COALESCE("
+            " (SELECT MAX(COALESCE(p.left_at, p.joined_at)) FROM participants p"
+            " WHERE p.meeting_id = m.id), m.created_at))) AS last_activity FROM meetings m"
+            " WHERE NOT EXISTS (SELECT 1 FROM participants p"
+            " WHERE p.meeting_id = m.id AND p.left_at IS NULL))"
+            " WHERE last_activity < ? ORDER BY last_activity",
+            (cutoff,),
+        ).fetchall()
+        out = []
+        for r in rows:
+            data = dict(r)
+            last = data.pop("last_activity")
+            out.append(ExpiredMeeting(MeetingRecord(**data), last))
+        return out
+
+    # -- withdrawal ------------------------------------------------------------------
+
+    def add_participant_token(self, meeting_id: str, participant_id: str, token: str) -> None:
+        """Queue the hash of a participant's token (their withdrawal key). Event loop only."""
+        digest = hash_token(token)
+        self._queue(
+            "INSERT OR REPLACE INTO participant_tokens (participant_id, meeting_id, token_sha256)"
+            " VALUES (?, ?, ?)",
+            lambda: (participant_id, meeting_id, digest),
+        )
+
+    async def participant_token_matches(
+        self, meeting_id: str, participant_id: str, token: str | None
+    ) -> bool | None:
+        """Whether ``token`` is the participant's; None when no token is stored for them."""
+        await self.flush()
+        stored = await self._call(self._participant_token, meeting_id, participant_id)
+        if stored is None:
+            return None
+        return bool(token) and tokens_equal(hash_token(str(token)), stored)
+
+    def _participant_token(self, meeting_id: str, participant_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT token_sha256 FROM participant_tokens WHERE participant_id = ?"
+            " AND meeting_id = ?",
+            (participant_id, meeting_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    async def delete_participant(self, meeting_id: str, participant_id: str) -> list[str]:
+        """Delete a participant, the faces of their feed and all that is stored about them.
+
+        Their participant rows, states and token go; the room's timeline, its moments and
+        the summaries keep the room's figures but lose every mention of them (see
+        :mod:`bot.summaries.redact`). Flushes first. Returns the ids deleted (none if the
+        participant is unknown).
+        """
+        await self.flush()
+        return await self._call(self._delete_participant, meeting_id, participant_id)
+
+    def _delete_participant(self, meeting_id: str, participant_id: str) -> list[str]:
+        db = self._db
+        people = db.execute(
+            "SELECT id, display_name FROM participants WHERE meeting_id = ?"
+            " AND (id = ? OR parent_id = ?)",
+            (meeting_id, participant_id, participant_id),
+        ).fetchall()
+        ids = [str(r["id"]) for r in people]
+        if participant_id not in ids:
+            ids.insert(0, participant_id)  # a token written before the participant row
+        names = [str(r["display_name"]) for r in people if r["id"] == participant_id]
+        marks = ", ".join("?" * len(ids))
+        with db:
+            db.execute("BEGIN")
+            for table, column in (
+                ("states", "participant_id"),
+                ("participant_tokens", "participant_id"),
+                ("participants", "id"),
+            ):
+                db.execute(
+                    f"DELETE FROM {table} WHERE meeting_id = ? AND {column} IN ({marks})",
+                    (meeting_id, *ids),
+                )
+            self._redact_room(meeting_id, ids)
+            self._redact_moments(meeting_id, ids)
+            self._redact_summaries(meeting_id, ids, names)
+        self._truncate_wal()
+        return [str(r["id"]) for r in people]
+
+    def _mentioning(self, table: str, meeting_id: str, needles: list[str]) -> list[sqlite3.Row]:
+        """Rows of ``table`` of the meeting whose ``data`` contains one of ``needles``."""
+        needles = [n for n in needles if n]
+        if not needles:
+            return []
+        where = " OR ".join("instr(data, ?) > 0" for _ in needles)
+        return self._db.execute(
+            f"SELECT id, data FROM {table} WHERE meeting_id = ? AND ({where})",
+            (meeting_id, *needles),
+        ).fetchall()
+
+    def _redact_room(self, meeting_id: str, ids: list[str]) -> None:
+        gone = set(ids)
+        for row in self._mentioning("room_states", meeting_id, ids):
+            room = _ROOM.validate_json(row["data"])
+            room = replace(
+                room,
+                speaking=tuple(p for p in room.speaking if p not in gone),
+                trends={p: t for p, t in room.trends.items() if p not in gone},
+            )
+            self._db.execute(
+                "UPDATE room_states SET data = ? WHERE id = ?", (_json(_ROOM, room), row["id"])
+            )
+
+    def _redact_moments(self, meeting_id: str, ids: list[str]) -> None:
+        gone = set(ids)
+        for row in self._mentioning("moments", meeting_id, ids):
+            moment = _MOMENT.validate_json(row["data"])
+            if moment.participants and set(moment.participants) <= gone:
+                self._db.execute("DELETE FROM moments WHERE id = ?", (row["id"],))
+                continue
+            moment = replace(
+                moment,
+                participants=tuple(p for p in moment.participants if p not in gone),
+                speaking=tuple(p for p in moment.speaking if p not in gone),
+            )
+            self._db.execute(
+                "UPDATE moments SET data = ? WHERE id = ?", (_json(_MOMENT, moment), row["id"])
+            )
+
+    def _redact_summaries(self, meeting_id: str, ids: list[str], names: list[str]) -> None:
+        for row in self._mentioning("summaries", meeting_id, [*ids, *names]):
+            summary = SummaryEvent.model_validate_json(row["data"])
+            self._db.execute(
+                "UPDATE summaries SET data = ? WHERE id = ?",
+                (without(summary, ids, names).model_dump_json(), row["id"]),
+            )
 
     # -- queued writes -------------------------------------------------------------
 
-    def _queue(self, sql: str, args: Callable[[], tuple[Any, ...]]) -> None:
-        """Queue one statement; ``args`` runs on the store thread, so JSON is built off the loop."""
-        self._pending.append((sql, args))
+    def _queue(self, sql: str, args: Callable[[], tuple[Any, ...]], sample: bool = False) -> None:
+        """Queue one statement; ``args`` runs on the store thread, so JSON is built off the loop.
+
+        ``sample``: a sampled state, which may be dropped when the queue is full.
+        """
+        self._pending.append(_Write(sql, args, sample))
+        if len(self._pending) > self.max_queued_writes:
+            self._drop_oldest(len(self._pending) - self.max_queued_writes)
+
+    def _drop_oldest(self, count: int) -> None:
+        """Drop the ``count`` oldest sampled states; the oldest writes if too few are samples.
+
+        Samples go first because the rest (a participant's row, their leaving) is what
+        every later state of theirs needs. Counted here, logged at the next flush.
+        """
+        pending = self._pending
+        dropped = i = 0
+        while dropped < count and i < len(pending):
+            if pending[i].sample:
+                del pending[i]
+                dropped += 1
+            else:
+                i += 1
+        del pending[: count - dropped]
+        self.dropped_full += count
+        self._dropped_unlogged += count
 
     def add_participant_record(self, p: ParticipantRecord) -> None:
         """Queue a participant who joined. Call from the event loop."""
@@ -511,6 +865,7 @@ class Store:
         self._queue(
             f"INSERT INTO states ({_STATE_COLUMNS}) VALUES ({', '.join('?' * 12)})",
             lambda: _state_row(meeting_id, state),
+            sample=True,
         )
 
     def add_room(self, meeting_id: str, room: RoomState) -> None:
@@ -518,6 +873,7 @@ class Store:
         self._queue(
             "INSERT INTO room_states (meeting_id, ts, engagement, data) VALUES (?, ?, ?, ?)",
             lambda: (meeting_id, room.ts, room.engagement, _json(_ROOM, room)),
+            sample=True,
         )
 
     def add_summary(self, meeting_id: str, summary: SummaryEvent) -> None:
@@ -543,28 +899,147 @@ class Store:
         )
 
     async def flush(self) -> None:
-        """Write queued writes now, in order, in one transaction."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        try:
-            await self._call(self._write, batch)
-        except sqlite3.Error:
-            # Keep them for the next try rather than losing a batch to a transient error
-            # (e.g. a locked database).
-            self._pending[:0] = batch
-            log.exception("storing meeting data failed", extra={"count": len(batch)})
+        """Write queued writes now, in order, in one transaction.
+
+        When the database fails as a whole (locked, disk full), every write is kept for
+        the next flush, up to ``max_queued_writes``. A write that fails because of its
+        own data is left out of the transaction, so the others are written; it is tried
+        again with the next flushes and dropped after ``write_attempts`` tries.
+        """
+        async with self._flush_lock:
+            self._log_dropped_full()
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            try:
+                failed = await self._call(self._write, batch)
+            except Exception as e:
+                self._put_back(batch)
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                    log.warning(
+                        "storing meeting data failed; keeping it to try again",
+                        extra={"queued": len(self._pending), "error": _error_name(e)},
+                    )
+                return
+            if self._failing_since is not None:
+                secs = round(time.monotonic() - self._failing_since, 1)
+                log.info("storing meeting data works again", extra={"after_secs": secs})
+                self._failing_since = None
+            self._retry_or_drop(failed)
+
+    def _put_back(self, writes: list[_Write]) -> None:
+        """Return writes to the front of the queue (they are older than what came since)."""
+        self._pending[:0] = writes
+        if len(self._pending) > self.max_queued_writes:
+            self._drop_oldest(len(self._pending) - self.max_queued_writes)
+
+    def _retry_or_drop(self, failed: list[tuple[_Write, str]]) -> None:
+        """Queue writes that failed on their own data again, or drop them after enough tries."""
+        for write, _ in failed:
+            write.failures += 1
+        self._put_back([w for w, _ in failed if w.failures < self.write_attempts])
+        gone = [error for w, error in failed if w.failures >= self.write_attempts]
+        if gone:
+            self.dropped_failing += len(gone)
+            log.warning(
+                "dropped writes that kept failing",
+                extra={
+                    "count": len(gone),
+                    "errors": sorted(set(gone)),
+                    "attempts": self.write_attempts,
+                },
+            )
+
+    def _log_dropped_full(self) -> None:
+        if self._dropped_unlogged:
+            log.warning(
+                "store queue full: dropped the oldest queued states",
+                extra={
+                    "dropped": self._dropped_unlogged,
+                    "dropped_total": self.dropped_full,
+                    "limit": self.max_queued_writes,
+                },
+            )
+            self._dropped_unlogged = 0
 
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval_secs)
             await self.flush()
 
-    def _write(self, batch: list[_Write]) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            for sql, args in batch:
-                self._db.execute(sql, args())
+    def _write(self, batch: list[_Write]) -> list[tuple[_Write, str]]:
+        """Write ``batch`` in one transaction (store thread).
+
+        Returns:
+            The writes that failed because of their own data, each with its error's name.
+
+        Raises:
+            sqlite3.Error: The database failed as a whole; nothing was written.
+        """
+        db = self._db
+        try:
+            with db:
+                db.execute("BEGIN")
+                for write in batch:
+                    db.execute(write.sql, write.args())
+            return []
+        except Exception as e:
+            if not _is_row_error(e):
+                raise
+        # Some row is bad: write them one by one, each in a savepoint, leaving out those
+        # that fail, all still in one transaction.
+        failed: list[tuple[_Write, str]] = []
+        with db:
+            db.execute("BEGIN")
+            for write in batch:
+                db.execute("SAVEPOINT one_write")
+                try:
+                    db.execute(write.sql, write.args())
+                except Exception as e:
+                    if not _is_row_error(e):
+                        raise
+                    db.execute("ROLLBACK TO one_write")
+                    failed.append((write, _error_name(e)))
+                db.execute("RELEASE one_write")
+        return failed
+
+    async def is_writable(self) -> bool:
+        """Whether the database takes writes now (it takes and gives back the write lock).
+
+        False when it is locked by another connection beyond the busy timeout, read-only,
+        or otherwise failing (logged).
+        """
+        try:
+            await self._call(self._check_writable)
+        except sqlite3.Error:
+            log.exception("the database does not take writes")
+            return False
+        return True
+
+    def _check_writable(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+
+    def set_unconnected_joins(self, meeting_id: str, count: int) -> None:
+        """Queue a meeting's count of join attempts that never connected. Event loop only."""
+        self._queue(
+            "INSERT INTO unconnected_joins (meeting_id, count) VALUES (?, ?)"
+            " ON CONFLICT (meeting_id) DO UPDATE SET count = excluded.count",
+            lambda: (meeting_id, count),
+        )
+
+    async def unconnected_joins(self, meeting_id: str) -> int:
+        """A meeting's count of join attempts that never connected (flushes first)."""
+        await self.flush()
+        return await self._call(self._unconnected_joins, meeting_id)
+
+    def _unconnected_joins(self, meeting_id: str) -> int:
+        row = self._db.execute(
+            "SELECT count FROM unconnected_joins WHERE meeting_id = ?", (meeting_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     # -- participants ------------------------------------------------------------
 
@@ -659,26 +1134,39 @@ class Store:
         meeting_id: str,
         participant_id: str | None = None,
         since_ts: float = 0.0,
-        after: int = 0,
+        cursor: StateCursor | None = None,
         limit: int = 1000,
     ) -> StatePage:
-        """At most ``limit`` states stored after row ``after`` (a cursor), in row order."""
+        """At most ``limit`` states from ``since_ts`` on, after ``cursor``, in time order.
+
+        Start without a cursor, then pass each page's ``next`` until it is None.
+        """
         await self.flush()
         return await self._call(
-            self._state_page, meeting_id, participant_id, since_ts, after, limit
+            self._state_page, meeting_id, participant_id, since_ts, cursor, limit
         )
 
     def _state_page(
-        self, meeting_id: str, participant_id: str | None, since_ts: float, after: int, limit: int
+        self,
+        meeting_id: str,
+        participant_id: str | None,
+        since_ts: float,
+        cursor: StateCursor | None,
+        limit: int,
     ) -> StatePage:
-        sql = "SELECT * FROM states WHERE meeting_id = ? AND ts >= ? AND id > ?"
-        args: list[Any] = [meeting_id, since_ts, after]
+        sql = "SELECT * FROM states WHERE meeting_id = ? AND ts >= ?"
+        args: list[Any] = [meeting_id, since_ts]
         if participant_id is not None:
             sql += " AND participant_id = ?"
             args.append(participant_id)
-        rows = self._db.execute(sql + " ORDER BY id LIMIT ?", [*args, limit]).fetchall()
-        states = [(int(r["id"]), _state_of(r)) for r in rows]
-        return StatePage(states, states[-1][0] if states else after)
+        if cursor is not None:
+            sql += " AND (ts, id) > (?, ?)"
+            args += [cursor.ts, cursor.row_id]
+        # One row more than asked says whether there is a next page.
+        rows = self._db.execute(sql + " ORDER BY ts, id LIMIT ?", [*args, limit + 1]).fetchall()
+        last = rows[limit - 1] if len(rows) > limit else None
+        states = [_state_of(r) for r in rows[:limit]]
+        return StatePage(states, None if last is None else StateCursor(last["ts"], last["id"]))
 
     async def room_history(self, meeting_id: str, since_ts: float) -> list[RoomPoint]:
         """The room's timeline since ``since_ts`` (flushes first)."""

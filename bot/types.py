@@ -30,6 +30,8 @@ __all__ = [
     "EMOTIONS",
     "FACE_AUS",
     "AnalysisFailed",
+    "BotEvent",
+    "BotInfo",
     "Emotion",
     "EmotionScores",
     "FaceAnalysis",
@@ -38,8 +40,10 @@ __all__ = [
     "FaceObservation",
     "FaceWindow",
     "HistoryPoint",
+    "JoinAttemptsEvent",
     "LeaveReason",
     "ListeningObservation",
+    "MeetingEndedEvent",
     "MeetingEvent",
     "MeetingRef",
     "Moment",
@@ -52,6 +56,7 @@ __all__ = [
     "ParticipantLeftEvent",
     "ParticipantState",
     "ParticipantStateEvent",
+    "ParticipantWithdrawnEvent",
     "Reading",
     "RoomEvent",
     "RoomPoint",
@@ -75,7 +80,9 @@ __all__ = [
 
 #: Where the speech-emotion reading stands (see :class:`VoiceMetrics`).
 VoiceEmotionStatus = Literal["ok", "waiting", "unavailable", "disabled"]
-LeaveReason = Literal["left", "disconnected", "failed", "server_shutdown", "server_restart"]
+LeaveReason = Literal[
+    "left", "disconnected", "failed", "server_shutdown", "server_restart", "meeting_ended"
+]
 Trend = Literal["rising", "falling", "steady"]
 
 
@@ -443,7 +450,9 @@ class RoomState:
     trends: Mapping[str, Trend] = field(default_factory=dict)
 
 
-MomentKind = Literal["engagement_drop", "engagement_rise", "long_silence", "joint_smiles"]
+MomentKind = Literal[
+    "engagement_drop", "engagement_rise", "long_silence", "joint_smiles", "media_gap"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +607,18 @@ class MomentEvent(_Event):
     moment: Moment
 
 
+class JoinAttemptsEvent(_Event):
+    """How many join attempts of the meeting never connected (a count, never a person).
+
+    A browser that was answered but whose connection never came up within
+    ``limits.connect_timeout_secs`` (or that left before it did) is not a participant:
+    no card, no row, only this count goes up.
+    """
+
+    type: Literal["join_attempts"] = "join_attempts"
+    unconnected: int
+
+
 class NoticeEvent(_Event):
     """A meeting-wide notice for the host, said once (e.g. a model that is unavailable)."""
 
@@ -656,6 +677,30 @@ class SummaryEvent(_Event):
     error: str | None = None
 
 
+class ParticipantWithdrawnEvent(_Event):
+    """A participant withdrew: they left and everything stored about them was deleted.
+
+    Attributes:
+        participant_ids: The participant and the faces of their feed (sub-participants).
+        ts: When (meeting clock).
+        summaries: The meeting's latest summaries as stored now, without them, to replace
+            the ones the sidebar shows.
+    """
+
+    type: Literal["participant_withdrawn"] = "participant_withdrawn"
+    participant_ids: list[str]
+    ts: float
+    summaries: list[SummaryEvent] = []
+
+
+class MeetingEndedEvent(_Event):
+    """The host ended the meeting (``deleted``: and deleted it); the sidebar stops here."""
+
+    type: Literal["meeting_ended"] = "meeting_ended"
+    ts: float
+    deleted: bool = False
+
+
 class SummarizerInfo(_Event):
     """Which summarizer is active, for the sidebar.
 
@@ -678,10 +723,38 @@ class SummarizerInfo(_Event):
 
 
 class MeetingRef(_Event):
-    """The meeting a snapshot describes."""
+    """The meeting a snapshot describes (``ended_at`` set once the host ended it)."""
 
     id: str
     name: str
+    ended_at: float | None = None
+
+
+class BotInfo(_Event):
+    """A bot the host invited into a meeting elsewhere (a Janus room, a WHEP stream).
+
+    Attributes:
+        state: ``connecting``, ``in_room``, ``reconnecting``, ``left`` or ``failed``.
+        detail: Why it failed, left or is reconnecting, in a sentence ("" otherwise).
+        where: The server and room it went to (no pin, no token).
+        participants: How many people it analyses now.
+    """
+
+    bot_id: str
+    kind: Literal["janus", "whep"]
+    where: str
+    display_name: str
+    state: Literal["connecting", "in_room", "reconnecting", "left", "failed"]
+    detail: str = ""
+    started_at: float
+    participants: int = 0
+
+
+class BotEvent(_Event):
+    """A bot's state changed."""
+
+    type: Literal["bot"] = "bot"
+    bot: BotInfo
 
 
 class SnapshotEvent(_Event):
@@ -702,6 +775,9 @@ class SnapshotEvent(_Event):
     notices: list[NoticeEvent] = []
     summaries: list[SummaryEvent] = []
     summarizer: SummarizerInfo | None = None
+    bots: list[BotInfo] = []
+    #: Join attempts that never connected (see :class:`JoinAttemptsEvent`).
+    unconnected_joins: int = 0
 
 
 MeetingEvent = (
@@ -713,4 +789,8 @@ MeetingEvent = (
     | MomentEvent
     | NoticeEvent
     | SummaryEvent
+    | BotEvent
+    | ParticipantWithdrawnEvent
+    | MeetingEndedEvent
+    | JoinAttemptsEvent
 )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import ADMIN, ADMIN_TOKEN, make_settings
 from web.app import create_app
 
 pytestmark = pytest.mark.unit
@@ -18,19 +19,30 @@ VALID_LOOKING_SDP = (
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings) -> Any:
+async def client(aiohttp_client: Any, tmp_path: Path) -> Any:
+    """The app with no analyzer to load: these tests are about the API, not the analysis."""
+    settings = make_settings(tmp_path, **{"analyzers.enabled": []})
     return await aiohttp_client(create_app(settings))
 
 
 @pytest.fixture
 async def meeting(client: Any) -> dict[str, Any]:
-    resp = await client.post("/api/meetings", json={"name": "Retro"})
+    resp = await client.post("/api/meetings", json={"name": "Retro"}, headers=ADMIN)
     assert resp.status == 201
     return await resp.json()
 
 
 def join_token(meeting: dict[str, Any]) -> str:
     return meeting["join_url"].split("token=")[1]
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of the page's first form."""
+    return html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+
+def host_auth(meeting: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {meeting['host_token']}"}
 
 
 async def expect_error(resp: Any, status: int, code: str) -> str:
@@ -46,31 +58,30 @@ async def test_create_meeting_returns_links(client: Any, meeting: dict[str, Any]
     host = str(client.make_url(""))
     assert meeting["join_url"].startswith(f"{host}/join/{meeting['id']}?token=")
     assert meeting["host_url"] == f"{host}/host/{meeting['id']}?token={meeting['host_token']}"
-    resp = await client.get(f"/api/meetings/{meeting['id']}?token={meeting['host_token']}")
-    assert resp.status == 200
-    data = await resp.json()
-    assert "host_token" not in data  # shown once, at creation
-    assert data["participants"] == []
-    # Bearer header works as well as ?token=
     resp = await client.get(
         f"/api/meetings/{meeting['id']}",
         headers={"Authorization": f"Bearer {meeting['host_token']}"},
     )
     assert resp.status == 200
+    data = await resp.json()
+    assert "host_token" not in data  # shown once, at creation
+    assert data["participants"] == []
 
 
 async def test_blank_name_gets_a_default(client: Any) -> None:
-    resp = await client.post("/api/meetings", json={"name": "   "})
+    resp = await client.post("/api/meetings", json={"name": "   "}, headers=ADMIN)
     assert (await resp.json())["name"] == "Meeting"
-    resp = await client.post("/api/meetings")  # no body at all
+    resp = await client.post("/api/meetings", headers=ADMIN)  # no body at all
     assert resp.status == 201
 
 
 async def test_home_form_creates_and_redirects_to_host_page(client: Any) -> None:
     resp = await client.get("/")
     assert resp.status == 200
-    assert 'action="/meetings"' in await resp.text()
-    resp = await client.post("/meetings", data={"name": "<b>Weekly</b>"}, allow_redirects=False)
+    home = await resp.text()
+    assert 'action="/meetings"' in home
+    form = {"name": "<b>Weekly</b>", "csrf_token": csrf_token(home), "admin_token": ADMIN_TOKEN}
+    resp = await client.post("/meetings", data=form, allow_redirects=False)
     assert resp.status == 303
     location = resp.headers["Location"]
     assert location.startswith("/host/")
@@ -81,7 +92,13 @@ async def test_home_form_creates_and_redirects_to_host_page(client: Any) -> None
     assert "<b>Weekly</b>" not in html
 
 
-async def test_join_page_shows_notice_before_anything(client: Any, meeting: dict[str, Any]) -> None:
+@pytest.mark.model  # the default configuration, so its analyzers load
+async def test_join_page_shows_notice_before_anything(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.post("/api/meetings", json={"name": "Retro"}, headers=ADMIN)
+    meeting = await resp.json()
     resp = await client.get(f"/join/{meeting['id']}?token={join_token(meeting)}")
     assert resp.status == 200
     html = await resp.text()
@@ -95,12 +112,13 @@ async def test_join_page_shows_notice_before_anything(client: Any, meeting: dict
     assert "engagement" in html and "not what you feel" in html
 
 
+@pytest.mark.model
 async def test_join_notice_follows_the_configuration(aiohttp_client: Any, tmp_path: Any) -> None:
     settings = make_settings(
         tmp_path, **{"voice.enabled": False, "analyzers.face_emotion.detector": "haar"}
     )
     client = await aiohttp_client(create_app(settings))
-    meeting = await (await client.post("/api/meetings", json={"name": "M"})).json()
+    meeting = await (await client.post("/api/meetings", json={"name": "M"}, headers=ADMIN)).json()
     html = await (await client.get(f"/join/{meeting['id']}?token={join_token(meeting)}")).text()
     assert "received but not analysed" in html
     assert "Your voice" not in html and "Points on your face" not in html
@@ -154,8 +172,9 @@ def notice_summaries(html: str) -> str:
 async def test_join_notice_says_where_summaries_and_answers_are_made(
     aiohttp_client: Any, tmp_path: Any, overrides: dict[str, Any], says: str
 ) -> None:
-    client = await aiohttp_client(create_app(make_settings(tmp_path, **overrides)))
-    meeting = await (await client.post("/api/meetings", json={"name": "M"})).json()
+    settings = make_settings(tmp_path, **{"analyzers.enabled": [], **overrides})
+    client = await aiohttp_client(create_app(settings))
+    meeting = await (await client.post("/api/meetings", json={"name": "M"}, headers=ADMIN)).json()
     html = await (await client.get(f"/join/{meeting['id']}?token={join_token(meeting)}")).text()
     # Shown in the notice, before the consent form (before anything is analysed).
     assert html.index('id="notice-summaries"') < html.index('id="consent-form"')
@@ -185,18 +204,20 @@ async def test_pages_bad_tokens(client: Any, meeting: dict[str, Any]) -> None:
 async def test_api_token_errors(client: Any, meeting: dict[str, Any]) -> None:
     mid = meeting["id"]
     await expect_error(await client.get(f"/api/meetings/{mid}"), 401, "token_missing")
-    await expect_error(await client.get(f"/api/meetings/{mid}?token=no"), 403, "token_invalid")
-    await expect_error(await client.get(f"/api/meetings/{mid}/ws?token=no"), 403, "token_invalid")
-    await expect_error(await client.get("/api/meetings/unknown?token=x"), 404, "meeting_not_found")
-    await expect_error(
-        await client.get(f"/api/meetings/{mid}/states?token=no"), 403, "token_invalid"
-    )
+    bad = {"Authorization": "Bearer no"}
+    await expect_error(await client.get(f"/api/meetings/{mid}", headers=bad), 403, "token_invalid")
+    resp = await client.get(f"/api/meetings/{mid}/ws", headers=bad)
+    await expect_error(resp, 403, "token_invalid")
+    resp = await client.get("/api/meetings/unknown", headers=bad)
+    await expect_error(resp, 404, "meeting_not_found")
+    resp = await client.get(f"/api/meetings/{mid}/states", headers=bad)
+    await expect_error(resp, 403, "token_invalid")
 
 
 async def test_ws_refuses_foreign_origin(client: Any, meeting: dict[str, Any]) -> None:
     resp = await client.get(
-        f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}",
-        headers={"Origin": "https://evil.example"},
+        f"/api/meetings/{meeting['id']}/ws",
+        headers=host_auth(meeting) | {"Origin": "https://evil.example"},
     )
     await expect_error(resp, 403, "origin_not_allowed")
 
@@ -236,7 +257,7 @@ async def test_join_bad_input(
     message = await expect_error(resp, status, code)
     assert says in message
     # Nothing was stored for a refused join, and the server keeps serving.
-    info = await client.get(f"/api/meetings/{meeting['id']}?token={meeting['host_token']}")
+    info = await client.get(f"/api/meetings/{meeting['id']}", headers=host_auth(meeting))
     assert (await info.json())["participants"] == []
     assert (await client.get("/healthz")).status == 200
 
@@ -271,10 +292,10 @@ async def test_leave_with_wrong_token_or_unknown_participant(
 
 
 async def test_states_query_validation(client: Any, meeting: dict[str, Any]) -> None:
-    url = f"/api/meetings/{meeting['id']}/states?token={meeting['host_token']}"
-    resp = await client.get(url + "&since=abc")
+    url = f"/api/meetings/{meeting['id']}/states"
+    resp = await client.get(url + "?since=abc", headers=host_auth(meeting))
     await expect_error(resp, 400, "invalid_field")
-    resp = await client.get(url)
+    resp = await client.get(url, headers=host_auth(meeting))
     assert (await resp.json())["states"] == []
 
 

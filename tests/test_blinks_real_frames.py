@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzers.face.emotion import FaceEmotionAnalyzer, FaceEmotionParams
+from analyzers.face.emotion import FaceEmotionAnalyzer
 from analyzers.face.geometry import landmarks as lm
 from analyzers.face.mediapipe.landmarker import FaceLandmarker
 from analyzers.face.track_state import DetectedFace, FaceFeed
@@ -44,13 +44,12 @@ def eyes_shut(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def faces() -> tuple[FaceEmotion, FaceEmotion]:
+def faces(face_analyzer: FaceEmotionAnalyzer) -> tuple[FaceEmotion, FaceEmotion]:
     image = face_frame_rgb()
     (found,) = FaceLandmarker("cpu").process([image])[0]
     shut = eyes_shut(image, found.landmarks)
-    analyzer = FaceEmotionAnalyzer.load(FaceEmotionParams(device="cpu"))
-    (open_face,) = analyzer.analyze(VideoSample("p1", 0.0, image)).faces
-    (shut_face,) = analyzer.analyze(VideoSample("p1", 0.0, shut)).faces
+    (open_face,) = face_analyzer.analyze(VideoSample("p1", 0.0, image)).faces
+    (shut_face,) = face_analyzer.analyze(VideoSample("p1", 0.0, shut)).faces
     return open_face, shut_face
 
 

@@ -11,46 +11,49 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from analyzers.voice.synth import espeak_speech
+from bot.bench_sidebar import wait_for_js
+from tests.fixtures import FAKE_MEDIA_ARGS, chromium
+from tests.isolation import server_env
 from tests.media import write_wav, write_y4m
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
 
-CHROMIUM = next(
-    (
-        p
-        for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "")
-        if p and os.path.exists(p)
-    ),
-    "/usr/lib/chromium/chromium",
-)
+
+@dataclass(frozen=True)
+class Server:
+    """A running server: its base URL and the admin token it printed at first start."""
+
+    url: str
+    admin: dict[str, str]
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[str]:
-    """A real ``meetmood serve`` on a free loopback port; yields its base URL."""
-    env = dict(os.environ)
-    env.update(
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A real ``meetmood serve`` on a free loopback port."""
+    # This run's environment (empty model caches) and these settings, no developer's
+    # MEETMOOD_* ones. Inference in worker processes, as users run it.
+    env = server_env(
         {
             "MEETMOOD_SERVER__PORT": "0",
             "MEETMOOD_STORAGE__DATABASE": str(tmp_path / "e2e.sqlite3"),
             "MEETMOOD_WEBRTC__ICE_ADDRESSES": '["127.0.0.1"]',
             "MEETMOOD_WEBRTC__DROP_MDNS_CANDIDATES": "true",
             "MEETMOOD_ANALYZERS__FACE_EMOTION__DEVICE": "cpu",
+            "MEETMOOD_INFERENCE__MODE": "process",
         }
     )
     proc = await asyncio.create_subprocess_exec(
@@ -63,20 +66,22 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
         stderr=subprocess.STDOUT,
     )
     assert proc.stdout is not None
-    url = None
+    url = admin = None
     lines = []
     try:
         async with asyncio.timeout(60):
-            while url is None:
+            while admin is None:
                 line = (await proc.stdout.readline()).decode()
                 if not line:
                     break
                 lines.append(line)
                 if m := re.search(r"running at (http://\S+?)/ ", line):
                     url = m.group(1)
-        assert url, "server did not start:\n" + "".join(lines)
+                if m := re.match(r"admin token: (\S+)$", line):
+                    admin = m.group(1)  # printed once, at first start
+        assert url and admin, "server did not start:\n" + "".join(lines)
         drain = asyncio.create_task(proc.stdout.read())
-        yield url
+        yield Server(url, {"Authorization": f"Bearer {admin}"})
     finally:
         if proc.returncode is None:
             proc.send_signal(2)  # Ctrl-C: the clean shutdown path
@@ -100,30 +105,12 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
     speech = espeak_speech("Good morning everyone. Let us look at the plan for this week.")
     pcm = np.concatenate([speech, np.zeros(32_000, np.float32)]) * 32767
     wav = write_wav(tmp_path / "speech.wav", pcm, 16_000)
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                "--allow-loopback-in-peer-connection",
-                "--disable-features=WebRtcHideLocalIpsWithMdns",
-                f"--use-file-for-fake-video-capture={y4m}",
-                f"--use-file-for-fake-audio-capture={wav}",
-            ],
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium(
+        *FAKE_MEDIA_ARGS,
+        f"--use-file-for-fake-video-capture={y4m}",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ) as b:
+        yield b
 
 
 async def _events(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str, Any]]:
@@ -132,32 +119,38 @@ async def _events(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str
 
 
 async def test_browser_participant_shows_in_sidebar(
-    server: str, browser: Browser, tmp_path: Path
+    server: Server, browser: Browser, tmp_path: Path
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server}/api/meetings", json={"name": "E2E"}) as resp:
+        url = f"{server.url}/api/meetings"
+        async with http.post(url, json={"name": "E2E"}, headers=server.admin) as resp:
             assert resp.status == 201
             meeting = await resp.json()
         ws = await http.ws_connect(
-            f"{server}/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}"
+            f"{server.url}/api/meetings/{meeting['id']}/ws",
+            headers={"Authorization": f"Bearer {meeting['host_token']}"},
         )
         events = _events(ws)
         assert (await anext(events))["type"] == "snapshot"
 
-        # The host opens the sidebar page.
+        # The host opens the sidebar page; the host link's token leaves the address.
         context = await browser.new_context()
         host = await context.new_page()
+        console: list[str] = []
+        host.on("console", lambda m: console.append(m.text))
         await host.goto(meeting["host_url"])
+        await host.wait_for_url(f"{server.url}/host/{meeting['id']}")
 
         # A participant opens the join link: the notice comes first, nothing is captured.
         page = await context.new_page()
+        page.on("console", lambda m: console.append(m.text))
         await page.goto(meeting["join_url"])
         notice = await page.inner_text("#notice")
         assert "not recorded" in notice or "No video or audio" in notice
         assert await page.evaluate("window.meetmood.state") == "idle"
         await page.fill("#display-name", "Grace")
         await page.click("#agree")
-        await page.wait_for_function("window.meetmood.state === 'connected'", timeout=20_000)
+        await wait_for_js(page, "window.meetmood.state === 'connected'", timeout_ms=20_000)
 
         # The sidebar socket reports a visible face with 7 probabilities and landmark
         # readings, the voice (speaking, with talk time), and once the person's usual gaze
@@ -209,21 +202,22 @@ async def test_browser_participant_shows_in_sidebar(
         assert "Grace" in await card.inner_text()
         assert await host.evaluate("window.sidebar.socketState") == "live"
         talk = card.locator('[data-field="talk-time"]')
-        await host.wait_for_function(
-            "el => /\\d:\\d\\d/.test(el.textContent)", arg=await talk.element_handle()
+        await wait_for_js(
+            host, "el => /\\d:\\d\\d/.test(el.textContent)", arg=await talk.element_handle()
         )
         # Engagement leads the card: its band and value, and the three components with
         # live values (the participant looks at the camera and speaks).
         engagement = card.locator('[data-field="engagement"]')
-        await host.wait_for_function(
+        await wait_for_js(
+            host,
             "el => /(low|medium|high)\\s*\\d\\.\\d\\d/i.test(el.textContent)",
             arg=await engagement.element_handle(),
-            timeout=30_000,
+            timeout_ms=30_000,
         )
         for name in ("attention", "expressiveness", "participation"):
             line = card.locator(f'li[data-field="{name}"] .rd-value')
-            await host.wait_for_function(
-                "el => /\\d/.test(el.textContent)", arg=await line.element_handle()
+            await wait_for_js(
+                host, "el => /\\d/.test(el.textContent)", arg=await line.element_handle()
             )
         # The 28 states, grouped basic / vocal / composite, with live values and reasons.
         await card.locator("details.states > summary").click()
@@ -233,8 +227,8 @@ async def test_browser_participant_shows_in_sidebar(
         for group, n in (("basic", 7), ("vocal", 11), ("composite", 10)):
             assert await card.locator(f'table[data-group="{group}"] tr.st-row').count() == n
         happy = card.locator('tr[data-state="happy"] .st-num')
-        await host.wait_for_function(
-            "el => /\\d/.test(el.textContent)", arg=await happy.element_handle()
+        await wait_for_js(
+            host, "el => /\\d/.test(el.textContent)", arg=await happy.element_handle()
         )
         bored = card.locator('tr[data-state="bored"]')
         assert "is-not-estimable" in (await bored.get_attribute("class") or "")
@@ -260,11 +254,14 @@ async def test_browser_participant_shows_in_sidebar(
         assert await page.evaluate("window.meetmood.state") == "left"
         await ws.close()
         await context.close()
+    # Both pages ran under the server's Content-Security-Policy without a violation.
+    assert not [m for m in console if "Content Security Policy" in m], console
 
 
-async def test_declining_captures_nothing(server: str, browser: Browser) -> None:
+async def test_declining_captures_nothing(server: Server, browser: Browser) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server}/api/meetings", json={}) as resp:
+        url = f"{server.url}/api/meetings"
+        async with http.post(url, json={}, headers=server.admin) as resp:
             meeting = await resp.json()
     page = await browser.new_page()
     await page.goto(meeting["join_url"])

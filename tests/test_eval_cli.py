@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import skimage.data
 
 from analyzers.eval_labels import EvalInputError
 from analyzers.face.bench import ASTRONAUT_FACE, lfw_subset, lfw_tile
@@ -27,6 +24,7 @@ from analyzers.face.eval import (
 )
 from analyzers.types import EMOTIONS, Emotion
 from bot.cli import main
+from tests.media import astronaut as load_astronaut
 
 EVAL_DATA = Path(__file__).parent / "data" / "eval"
 HAPPY = EMOTIONS.index(Emotion.HAPPY)
@@ -37,30 +35,18 @@ def _write_rgb(path: Path, rgb: np.ndarray) -> None:
     assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # main() installs its own stderr handler on the root logger; put pytest's back.
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# astronaut and the root logger's restore (main() installs its own handler): tests/fixtures.py.
 
 
 @pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    image: np.ndarray = np.asarray(skimage.data.astronaut())  # type: ignore[no-untyped-call]
-    return image
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Path:
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Whole photos with known answers: the astronaut smiles; a gray card has no face.
 
     The mirrored astronaut is deliberately labelled "surprised", so the report must
     count one wrong answer (label surprise, predicted happy).
     """
     folder = tmp_path_factory.mktemp("photos")
+    astronaut = load_astronaut()
     _write_rgb(folder / "astronaut.png", astronaut)
     _write_rgb(folder / "mirrored.jpg", np.ascontiguousarray(astronaut[:, ::-1]))
     _write_rgb(folder / "blank.png", np.full((240, 320, 3), 128, np.uint8))
@@ -371,9 +357,10 @@ def test_eval_cli_refuses_crops_with_deepface(
 
 
 @pytest.fixture(scope="module")
-def detect_set(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Path:
+def detect_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("detect")
     faces, non_faces = lfw_subset()
+    astronaut = load_astronaut()
     _write_rgb(folder / "astronaut.png", astronaut)
     # Two faces: her head and a smaller mirrored copy, side by side (512 x 256).
     head = astronaut[0:256, 96:352]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from analyzers.face.crowd import ROOM_FACES, ROOM_SIZE, crowd_scene, matched_faces
-from analyzers.face.emotion import MAX_FACES_LIMIT, FaceEmotionAnalyzer, FaceEmotionParams
+from analyzers.face.emotion import MAX_FACES_LIMIT, FaceEmotionAnalyzer
 from analyzers.face.tracking import FaceTracker
 from analyzers.types import FaceAnalysis, VideoSample
 from bot.cli import CROWD_MAX_FACES, build_parser
@@ -32,17 +32,16 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def followed(
-    one_thread: None,
+    one_thread: None, face_analyzer: FaceEmotionAnalyzer
 ) -> list[tuple[FaceAnalysis, tuple[tuple[float, float, float, float], ...]]]:
     """The default analyzer on a moving 1280 x 720 crowd: detector twice, then followed."""
-    analyzer = FaceEmotionAnalyzer.load(FaceEmotionParams(device="cpu"))
     out = []
     for t in range(FRAMES):
         scene = crowd_scene(shift=(t * STEP_PX, t * STEP_PX))
         # As live: the detector runs until the new faces are confirmed (the tracker wants
         # two detector finds), then they are followed from their landmarks.
         hints = None if t < 2 else tuple(f.next_roi for f in out[-1][0].faces if f.next_roi)
-        analysis = analyzer.analyze(VideoSample("room", t / FPS, scene.image, hints))
+        analysis = face_analyzer.analyze(VideoSample("room", t / FPS, scene.image, hints))
         out.append((analysis, scene.boxes))
     return out
 
@@ -113,15 +112,17 @@ def test_crowd_scene_is_deterministic_and_rows_grow_to_the_front() -> None:
     assert matched_faces([], a.boxes) == [None] * 29
 
 
-def test_fine_tiles_do_not_add_a_false_face_to_a_webcam_frame(one_thread: None) -> None:
+@pytest.mark.model
+def test_fine_tiles_do_not_add_a_false_face_to_a_webcam_frame(
+    one_thread: None, face_analyzer: FaceEmotionAnalyzer
+) -> None:
     # The fine tiles that find 30-px faces once also "found" a 200-px face on the
     # astronaut's spacesuit (score 0.55, where her face scores 0.9+), which then took a
     # slot of its own. A tile level only answers for faces its coarser pass cannot see.
     from tests.media import face_frame_rgb
 
-    analyzer = FaceEmotionAnalyzer.load(FaceEmotionParams(device="cpu"))
     canvas = face_frame_rgb(720, 560)
     for dx in range(0, 41, 4):
         frame = np.ascontiguousarray(canvas[40:520, dx : dx + 640])
-        result = analyzer.analyze(VideoSample(participant_id="p", ts=0.0, image=frame))
+        result = face_analyzer.analyze(VideoSample(participant_id="p", ts=0.0, image=frame))
         assert len(result.faces) == 1, dx

@@ -27,6 +27,8 @@ from analyzers.face.geometry.landmarks import (
     RIGHT_EYE_OUTER,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def _blob_centre(frame: np.ndarray, threshold: int = 128) -> tuple[float, float]:
     """Intensity-weighted centre of the bright pixels of a frame."""
@@ -151,6 +153,7 @@ def test_an_already_framed_48px_crop_reaches_the_model_without_a_border() -> Non
     assert big.shape == (48, 48)
 
 
+@pytest.mark.model
 def test_classify_framed_equals_the_model_on_the_plain_resized_crop() -> None:
     import torch
 

@@ -1,24 +1,40 @@
-"""The inference pool: analyzers whose model is missing are left out, once, with a reason."""
+"""The inference pool: analyzers whose model is missing are left out, once, with a reason.
+
+Pools run in worker threads and in spawned worker processes (the default, as users run
+it); the tests that load analyzers run in both. A worker process that dies (SIGKILL) is
+replaced and the pool serves again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from analyzers import _worker
 from analyzers.base import AnalyzerUnavailable
+from analyzers.face.emotion import FaceEmotionParams
+from analyzers.types import VideoSample
 from analyzers.voice.emotion import VoiceEmotionParams
 from bot.inference import InferencePool
+from tests.media import face_frame_rgb
 
-pytestmark = pytest.mark.unit
+MODES = ["thread", "process"]
+Mode = Literal["thread", "process"]
 
 
-async def test_missing_voice_model_is_unavailable_not_fatal(tmp_path: Path) -> None:
+@pytest.mark.model
+@pytest.mark.parametrize("mode", MODES)
+async def test_missing_voice_model_is_unavailable_not_fatal(tmp_path: Path, mode: Mode) -> None:
     missing = tmp_path / "no-such-model"
     params = VoiceEmotionParams(model=str(missing), local_files_only=True, device="cpu")
-    pool = InferencePool({"voice_emotion": params.model_dump()}, workers=1, mode="thread")
+    pool = InferencePool({"voice_emotion": params.model_dump()}, workers=1, mode=mode)
     await pool.start()
     try:
         assert not pool.available("voice_emotion")
@@ -28,9 +44,11 @@ async def test_missing_voice_model_is_unavailable_not_fatal(tmp_path: Path) -> N
         assert not pool.available("face_emotion")  # not enabled at all
     finally:
         await pool.close()
-    assert "voice_emotion" in _worker._unavailable
+    # Threads load into this process's worker module; worker processes into their own.
+    assert ("voice_emotion" in _worker._unavailable) == (mode == "thread")
 
 
+@pytest.mark.unit
 async def test_concurrent_requests_leave_as_one_batch() -> None:
     pool = InferencePool({}, workers=1, mode="thread")
     await pool.start()
@@ -58,16 +76,15 @@ async def test_concurrent_requests_leave_as_one_batch() -> None:
         await pool.close()
 
 
-async def test_each_analyzer_has_its_own_pool(tmp_path: Path) -> None:
-    from analyzers.face.emotion import FaceEmotionParams
-    from analyzers.types import VideoSample
+@pytest.mark.model
+@pytest.mark.parametrize("mode", MODES)
+async def test_each_analyzer_has_its_own_pool(tmp_path: Path, mode: Mode) -> None:
     from bot.inference import AnalyzerPools
-    from tests.media import face_frame_rgb
 
     voice = VoiceEmotionParams(model=str(tmp_path / "none"), local_files_only=True, device="cpu")
     face = FaceEmotionParams(device="cpu", detector="haar")
     pools = AnalyzerPools(
-        {"face_emotion": face.model_dump(), "voice_emotion": voice.model_dump()}, mode="thread"
+        {"face_emotion": face.model_dump(), "voice_emotion": voice.model_dump()}, mode=mode
     )
     await pools.start()
     try:
@@ -84,3 +101,30 @@ async def test_each_analyzer_has_its_own_pool(tmp_path: Path) -> None:
             await pools.run("other", object(), timeout_secs=5)
     finally:
         await pools.close()
+
+
+@pytest.mark.model
+async def test_a_killed_worker_process_is_replaced_and_serves_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    face = FaceEmotionParams(device="cpu", detector="haar")
+    pool = InferencePool({"face_emotion": face.model_dump()}, workers=1, mode="process")
+    sample = VideoSample("p1", 0.0, face_frame_rgb())
+    await pool.start()
+    try:
+        assert (await pool.run_batched("face_emotion", sample, timeout_secs=30)).faces
+        (pid,) = pool.worker_pids()
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+        # The call that meets the dead worker fails (its participant skips one frame)...
+        with caplog.at_level(logging.ERROR, logger="bot.inference"):
+            with pytest.raises(BrokenProcessPool):
+                await pool.run_batched("face_emotion", sample, timeout_secs=30)
+        assert "inference worker died; restarting the pool" in caplog.messages
+        # ...and the pool has been rebuilt: a new worker, its model loaded, serves the next.
+        (new_pid,) = pool.worker_pids()
+        assert new_pid != pid
+        analysis = await pool.run_batched("face_emotion", sample, timeout_secs=30)
+        assert len(analysis.faces) == 1
+        assert pool.available("face_emotion")
+    finally:
+        await pool.close()

@@ -13,7 +13,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from analyzers.voice.bench import save_tiny_emotion_model
 from analyzers.voice.synth import espeak_speech
 from bot.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import ADMIN, make_settings
 from tests.media import ImageVideoTrack, SpeechAudioTrack, face_frame_rgb
 from web.app import create_app
 from web.keys import MANAGER
@@ -22,9 +22,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
 
 
 async def create_meeting(client: TestClient, name: str = "Standup") -> dict[str, Any]:
-    resp = await client.post("/api/meetings", json={"name": name})
+    resp = await client.post("/api/meetings", json={"name": name}, headers=ADMIN)
     assert resp.status == 201
     return await resp.json()
+
+
+def host_auth(meeting: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {meeting['host_token']}"}
 
 
 async def join(
@@ -76,7 +80,7 @@ async def next_event_of(ws: Any, kinds: set[str], wait_secs: float = 20.0) -> di
 async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) -> None:
     client = await aiohttp_client(create_app(settings))
     meeting = await create_meeting(client)
-    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting))
     snapshot = await ws.receive_json()
     assert snapshot["type"] == "snapshot"
     assert snapshot["participants"] == []
@@ -106,8 +110,8 @@ async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) ->
             "surprise",
             "neutral",
         }
-        assert sum(emotion["probs"].values()) == pytest.approx(1.0, abs=1e-4)
-        assert max(emotion["probs"], key=emotion["probs"].get) == "happy"
+        # Her smile, through VP8 over loopback: the model reads happy 0.98 on the raw photo.
+        assert emotion["probs"]["happy"] > 0.9
         assert emotion["confidence"] == pytest.approx(max(emotion["probs"].values()))
         # Fusion: every registry state is there, each a value or a reason.
         readings = state["readings"]
@@ -118,7 +122,7 @@ async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) ->
 
         # A second sidebar that connects now gets the participant in its snapshot.
         ws2 = await client.ws_connect(
-            f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}"
+            f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting)
         )
         snap2 = await ws2.receive_json()
         assert [p["participant_id"] for p in snap2["participants"]] == [pid]
@@ -149,7 +153,7 @@ async def test_closing_the_peer_ends_the_participant(
 ) -> None:
     client = await aiohttp_client(create_app(settings))
     meeting = await create_meeting(client)
-    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting))
     await ws.receive_json()
     pc = RTCPeerConnection()
     pc.addTrack(ImageVideoTrack(face_frame_rgb(), fps=15))
@@ -167,7 +171,7 @@ async def test_speech_reaches_sidebar_with_talk_time(aiohttp_client: Any, tmp_pa
     settings = make_settings(tmp_path, **{"analyzers.voice_emotion.model": str(model)})
     client = await aiohttp_client(create_app(settings))
     meeting = await create_meeting(client)
-    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting))
     snapshot = await ws.receive_json()
     assert snapshot["notices"] == []  # the voice model loaded: nothing to warn about
     speech = espeak_speech("This is a test of the meeting bot. I am speaking for a while now.")
@@ -217,7 +221,7 @@ async def test_missing_voice_model_is_said_once_and_voice_goes_on(
     # conftest's settings point the voice model at the (empty) offline cache.
     client = await aiohttp_client(create_app(settings))
     meeting = await create_meeting(client)
-    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws?token={meeting['host_token']}")
+    ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting))
     snapshot = await ws.receive_json()
     assert [n["text"] for n in snapshot["notices"]] == ["voice emotion model unavailable"]
     pc = RTCPeerConnection()

@@ -14,10 +14,8 @@ detection; the behaviour tests use the default, tiled detection.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -52,6 +50,7 @@ from analyzers.face.mediapipe.landmarker import (
     detection_windows,
     eye_crops,
 )
+from tests.fixtures import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = REPO_ROOT / "analyzers" / "face" / "mediapipe" / "weights"
@@ -60,17 +59,6 @@ GOLDEN = REPO_ROOT / "tests" / "data" / "mediapipe_golden.npz"
 # Torch vs TFLite on this machine: <= 2.1e-6 of the largest reference value (PROVENANCE.md).
 # 1e-4 leaves room for other CPUs/BLAS kernels while any wrong weight or layout fails by far.
 GOLDEN_TOLERANCE = 1e-4
-
-
-def _load_converter() -> ModuleType:
-    # scripts/ is not a package; load the converter by path.
-    path = REPO_ROOT / "scripts" / "convert_mediapipe_weights.py"
-    spec = importlib.util.spec_from_file_location("convert_mediapipe_weights", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,7 +85,7 @@ def mediapipe_landmarker() -> FaceLandmarker:
 
 @pytest.fixture(scope="module")
 def converter() -> ModuleType:
-    return _load_converter()
+    return load_script("convert_mediapipe_weights")
 
 
 @pytest.fixture(scope="module")
@@ -123,18 +111,7 @@ def golden() -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return np.ascontiguousarray(skdata.astronaut())
-
-
-@pytest.fixture(scope="module")
-def two_faces(astronaut: np.ndarray) -> np.ndarray:
-    # A wide frame: the astronaut (face ~97 px) beside a 3/4-size copy, 1024 x 512.
-    small = cv2.resize(astronaut, (384, 384), interpolation=cv2.INTER_AREA)
-    right = np.zeros_like(astronaut)
-    right[:384, :384] = small
-    return np.ascontiguousarray(np.concatenate([astronaut, right], axis=1))
+# astronaut and two_faces (1024 x 512: the astronaut beside a 3/4-size copy): tests/fixtures.py.
 
 
 def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -315,7 +292,7 @@ def test_eye_contour_tables_are_mirror_images() -> None:
 # ------------------------------------------------------------------------- weights and port
 
 
-@pytest.mark.unit
+@pytest.mark.model
 def test_shipped_weights_match_provenance_and_load_strictly() -> None:
     provenance = (WEIGHTS_DIR / "PROVENANCE.md").read_text()
     for name, model in (
@@ -672,6 +649,7 @@ def test_lfw_subset_detection_rate(landmarker: FaceLandmarker) -> None:
     assert other_rate <= 0.05
 
 
+@pytest.mark.model
 def test_faces_are_followed_from_their_previous_landmarks(landmarker: FaceLandmarker) -> None:
     # MediaPipe's video mode: the next frame is read at the ROI the landmarks give,
     # without the detector; a face that is gone is dropped by the mesh's presence.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.fusion.registry import REGISTRY
-from bot.settings import Settings
 from bot.types import (
     EmotionScores,
     FaceObservation,
@@ -21,6 +21,7 @@ from bot.types import (
     VoiceMetrics,
     VoiceObservation,
 )
+from tests.conftest import make_settings
 from tests.media import TrackSource
 from web.app import create_app
 from web.keys import MANAGER
@@ -38,8 +39,10 @@ def voice(pid: str, ts: float, speaking: bool, talk_secs: float) -> VoiceObserva
 
 
 async def test_observations_become_states_talk_room_and_stored_pages(
-    aiohttp_client: Any, settings: Settings
+    aiohttp_client: Any, tmp_path: Path
 ) -> None:
+    # No analyzer: the observations come from the test, as a session would send them.
+    settings = make_settings(tmp_path, **{"analyzers.enabled": []})
     client = await aiohttp_client(create_app(settings))
     manager = client.app[MANAGER]
     record, host_token = await manager.create_meeting("Standup")
@@ -92,15 +95,13 @@ async def test_observations_become_states_talk_room_and_stored_pages(
     auth = {"Authorization": f"Bearer {host_token}"}
     url = f"/api/meetings/{record.id}/states"
     seen: list[dict[str, Any]] = []
-    after = 0
+    params: dict[str, Any] = {"limit": 2}
     while True:
-        page = await (
-            await client.get(url, params={"after": after, "limit": 2}, headers=auth)
-        ).json()
+        page = await (await client.get(url, params=params, headers=auth)).json()
         seen.extend(page["states"])
-        after = page["next_after"]
-        if not page["more"]:
+        if page["next_cursor"] is None:
             break
+        params["cursor"] = page["next_cursor"]
     assert {s["participant_id"] for s in seen} == {a, b, face2.participant_id}
     assert all(
         set(s["readings"]) >= {d.name for d in REGISTRY if d.null_reason is None} for s in seen
@@ -121,7 +122,7 @@ async def test_observations_become_states_talk_room_and_stored_pages(
 
 
 async def test_a_source_without_media_feeds_fusion_through_emit(
-    aiohttp_client: Any, settings: Settings
+    aiohttp_client: Any, tmp_path: Path
 ) -> None:
     # An OpenFace-like source measures its participant itself: no tracks, observations.
     class MeasuredSource(TrackSource):
@@ -129,6 +130,7 @@ async def test_a_source_without_media_feeds_fusion_through_emit(
             for k in range(5):
                 emit(face(participant_id, 1, 1000.0 + k / 10))
 
+    settings = make_settings(tmp_path, **{"analyzers.enabled": []})
     client = await aiohttp_client(create_app(settings))
     manager = client.app[MANAGER]
     record, _ = await manager.create_meeting("Recorded")

@@ -330,7 +330,7 @@ def face(pid: str, ts: float, visible: bool = True) -> FaceObservation:
 
 
 async def test_questions_api(aiohttp_client: Any, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, **{"summaries.interval_secs": 600})
+    settings = make_settings(tmp_path, **{"summaries.interval_secs": 600, "analyzers.enabled": []})
     client = await aiohttp_client(create_app(settings))
     manager = client.app[MANAGER]
     record, host_token = await manager.create_meeting("Retro")
@@ -403,7 +403,7 @@ async def test_questions_api(aiohttp_client: Any, tmp_path: Path) -> None:
     resp = await client.post(url, json={"question": "who?", "more": 1}, headers=auth)
     assert (await resp.json())["error"]["message"] == "more: unknown field"
     assert (await client.post(url, json={"question": "who?"})).status == 401
-    resp = await client.post(url, json={"question": "who?"}, params={"token": "wrong"})
+    resp = await client.post(url, json={"question": "who?"}, headers={"Authorization": "Bearer x"})
     assert resp.status == 403
     resp = await client.post(
         "/api/meetings/nope/questions", json={"question": "who?"}, headers=auth

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import numpy as np
@@ -53,12 +53,13 @@ from bot.types import (
     VoiceMetrics,
     VoiceObservation,
 )
-from tests.conftest import make_settings
+from tests.conftest import ADMIN, make_settings
 from tests.media import TrackSource
 from web.app import create_app
 from web.views import join_notice
 
-pytestmark = pytest.mark.unit
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 T0 = 1_750_000_000.0
 MEETING = "Quarterly review"
@@ -178,6 +179,7 @@ async def report(
 # -- the model ------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 async def test_report_holds_the_meeting_honestly(report: MeetingReport) -> None:
     m = report.meeting
     assert (m.name, m.status, m.participants) == (MEETING, "ended", 2)
@@ -214,12 +216,14 @@ async def test_report_holds_the_meeting_honestly(report: MeetingReport) -> None:
     assert report.notice.analyses and report.notice.viewers
 
 
+@pytest.mark.unit
 async def test_unknown_meeting(store: Store, report_settings: Settings) -> None:
     notice = ReportNotice.model_validate(join_notice(report_settings))
     with pytest.raises(MeetingMissing):
         await build_report(store, "nope", report_settings, notice)
 
 
+@pytest.mark.unit
 def test_committed_schema_matches_the_model() -> None:
     assert SCHEMA_FILE.read_text() == json_schema_text(), (
         "regenerate: .venv/bin/python -c 'from bot.report.model import json_schema_text;"
@@ -230,6 +234,7 @@ def test_committed_schema_matches_the_model() -> None:
 # -- the four formats -------------------------------------------------------------------
 
 
+@pytest.mark.unit
 async def test_json_validates_against_its_schema_and_round_trips(report: MeetingReport) -> None:
     text = render(report, "json").decode()
     data = json.loads(text)
@@ -238,6 +243,7 @@ async def test_json_validates_against_its_schema_and_round_trips(report: Meeting
     assert MeetingReport.model_validate_json(text) == report
 
 
+@pytest.mark.unit
 async def test_csv_has_a_row_per_state_and_a_column_per_quantity(
     store: Store, meeting_db: tuple[Path, str, str, str]
 ) -> None:
@@ -256,6 +262,7 @@ async def test_csv_has_a_row_per_state_and_a_column_per_quantity(
     float(first["ts"])
 
 
+@pytest.mark.unit
 async def test_html_is_self_contained(report: MeetingReport) -> None:
     html = render(report, "html").decode()
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", html, re.I)
@@ -289,6 +296,7 @@ def read_pdf(pdf: Path, folder: Path) -> tuple[np.ndarray, str]:
     return pixels, text
 
 
+@pytest.mark.unit
 async def test_pdf_renders_and_reads(report: MeetingReport, tmp_path: Path) -> None:
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(render(report, "pdf"))
@@ -306,33 +314,22 @@ async def test_pdf_renders_and_reads(report: MeetingReport, tmp_path: Path) -> N
 # -- the HTML in a real browser -----------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_html_opens_in_chromium_with_its_charts(
-    report: MeetingReport, tmp_path: Path
+    report: MeetingReport, browser: Browser, tmp_path: Path
 ) -> None:
-    from playwright.async_api import async_playwright
-
-    from bot.bench_sidebar import CHROMIUM_ARGS
-    from tests.test_sidebar_ui import CHROMIUM
-
     page_file = tmp_path / "report.html"
     page_file.write_bytes(render(report, "html"))
     requests: list[str] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
-        )
-        try:
-            page = await browser.new_page(viewport={"width": 1000, "height": 800})
-            page.on("request", lambda r: requests.append(r.url))
-            await page.goto(page_file.as_uri())
-            sizes = await page.eval_on_selector_all(
-                "figure.chart svg",
-                "els => els.map(e => { const b = e.getBoundingClientRect();"
-                " return [b.width, b.height, e.querySelectorAll('path').length]; })",
-            )
-            title = await page.inner_text("#meeting-name")
-        finally:
-            await browser.close()
+    page = await browser.new_page(viewport={"width": 1000, "height": 800})
+    page.on("request", lambda r: requests.append(r.url))
+    await page.goto(page_file.as_uri())
+    sizes = await page.eval_on_selector_all(
+        "figure.chart svg",
+        "els => els.map(e => { const b = e.getBoundingClientRect();"
+        " return [b.width, b.height, e.querySelectorAll('path').length]; })",
+    )
+    title = await page.inner_text("#meeting-name")
     assert title == MEETING
     assert len(sizes) == 1 + len(report.participants)
     for width, height, paths in sizes:
@@ -343,6 +340,7 @@ async def test_html_opens_in_chromium_with_its_charts(
 # -- the API and the command ----------------------------------------------------------------
 
 
+@pytest.mark.unit
 async def test_api_serves_each_format(
     aiohttp_client: Any, meeting_db: tuple[Path, str, str, str]
 ) -> None:
@@ -381,6 +379,7 @@ def _day() -> str:
     return dt.datetime.fromtimestamp(T0).astimezone().strftime("%Y-%m-%d")
 
 
+@pytest.mark.unit
 def test_cli_writes_a_report(
     meeting_db: tuple[Path, str, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -395,40 +394,33 @@ def test_cli_writes_a_report(
     assert capsys.readouterr().err.strip() == "meetmood: nope: no such meeting"
 
 
+@pytest.mark.e2e
 async def test_sidebar_downloads_each_format(
-    aiohttp_server: Any, meeting_db: tuple[Path, str, str, str], tmp_path: Path
+    aiohttp_server: Any,
+    meeting_db: tuple[Path, str, str, str],
+    browser: Browser,
+    tmp_path: Path,
 ) -> None:
-    from playwright.async_api import async_playwright
-
-    from bot.bench_sidebar import CHROMIUM_ARGS
-    from tests.test_sidebar_ui import CHROMIUM
-
     path, meeting_id, token, _ = meeting_db
     server = await aiohttp_server(create_app(make_settings(path, **{"analyzers.enabled": []})))
     base = str(server.make_url("")).rstrip("/")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
-        )
-        try:
-            page = await browser.new_page(accept_downloads=True)
-            await page.goto(f"{base}/host/{meeting_id}?token={token}")
-            got = {}
-            for fmt in ("pdf", "csv"):
-                async with page.expect_download() as info:
-                    await page.click(f"[data-report-format={fmt}]")
-                download = await info.value
-                target = tmp_path / download.suggested_filename
-                await download.save_as(target)
-                got[fmt] = target
-            status = await page.inner_text("#report-status")
-        finally:
-            await browser.close()
+    page = await browser.new_page(accept_downloads=True)
+    await page.goto(f"{base}/host/{meeting_id}?token={token}")
+    got = {}
+    for fmt in ("pdf", "csv"):
+        async with page.expect_download() as info:
+            await page.click(f"[data-report-format={fmt}]")
+        download = await info.value
+        target = tmp_path / download.suggested_filename
+        await download.save_as(target)
+        got[fmt] = target
+    status = await page.inner_text("#report-status")
     assert got["pdf"].name.endswith(".pdf") and got["pdf"].read_bytes().startswith(b"%PDF")
     assert got["csv"].read_text().startswith("participant_id,display_name,ts,t_secs")
     assert status == f"Downloaded {got['csv'].name}."
 
 
+@pytest.mark.unit
 async def test_an_empty_meeting_still_reports(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     store = Store(settings.storage.database_path)
@@ -448,11 +440,12 @@ async def test_an_empty_meeting_still_reports(tmp_path: Path) -> None:
     assert text.splitlines() == [",".join(COLUMNS)]
 
 
+@pytest.mark.model  # the default configuration's app, so its analyzers load
 async def test_the_notice_in_reports_is_the_join_page_s(
     aiohttp_client: Any, settings: Settings
 ) -> None:
     client = await aiohttp_client(create_app(settings))
-    meeting = await (await client.post("/api/meetings", json={"name": "M"})).json()
+    meeting = await (await client.post("/api/meetings", json={"name": "M"}, headers=ADMIN)).json()
     html = await (await client.get(meeting["join_url"].split(str(client.make_url("")))[1])).text()
     flat = " ".join(html.split())
     notice = join_notice(settings)

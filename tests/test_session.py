@@ -191,6 +191,7 @@ async def test_failure_marks_stale_and_carries_on() -> None:
     assert states[-1].stale is False
 
 
+@pytest.mark.model
 async def test_real_analyzer_through_worker_module() -> None:
     # The real face analyzer (MediaPipe port + mini-Xception), loaded by the worker
     # initializer in-process; faces are tracked in the session.
@@ -221,6 +222,7 @@ async def test_real_analyzer_through_worker_module() -> None:
     assert states[-1].face is None
 
 
+@pytest.mark.model
 async def test_haar_detector_reads_boxes_only() -> None:
     specs = {"face_emotion": FaceEmotionParams(device="cpu", detector="haar").model_dump()}
     pool = InferencePool(specs, workers=1, mode="thread")
@@ -286,6 +288,7 @@ async def test_faces_are_followed_between_detector_runs() -> None:
     assert lost_at and hints[lost_at[0] + 1] is None  # lost: the detector runs next
 
 
+@pytest.mark.model
 async def test_audio_track_is_analysed_and_the_session_ends_with_it() -> None:
     # Speech then silence, as 20 ms aiortc-like frames; when the track ends, so does the
     # session (no task is left waiting for audio that will never come).

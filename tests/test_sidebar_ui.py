@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -22,10 +20,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.bench import format_figures
-from bot.bench_sidebar import CHROMIUM_ARGS, bench_sidebar
+from bot.bench_sidebar import bench_sidebar, wait_for_js
 from bot.fusion import Fused, FusionParams, fuse
 from bot.fusion.registry import band, definitions
 from bot.fusion.room import RoomFusion
@@ -62,19 +60,12 @@ from bot.types import (
     VoiceObservation,
 )
 from tests.conftest import make_settings
+from tests.fixtures import CHROMIUM
 from web import ws as web_ws
 from web.app import create_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
 
-CHROMIUM = next(
-    (
-        p
-        for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "")
-        if p and os.path.exists(p)
-    ),
-    "/usr/lib/chromium/chromium",
-)
 WIDTH_PX = 400
 PARAMS = FusionParams()
 TABLE_GROUPS = {"basic": 7, "vocal": 11, "composite": 10}
@@ -90,20 +81,6 @@ async def served(
     app = create_app(settings, manager)
     server = await aiohttp_server(app)
     yield str(server.make_url("")).rstrip("/"), manager, app
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=list(CHROMIUM_ARGS),
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 # -- observations on a virtual clock, fused as the meeting fuses them ---------------------
@@ -307,9 +284,14 @@ async def open_host(
     errors: list[str] = []
     requests: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # A Content-Security-Policy violation is reported on the console: count it as an error.
+    page.on(
+        "console", lambda m: errors.extend([m.text] if "Content Security Policy" in m.text else [])
+    )
     page.on("request", lambda r: requests.append(r.url))
     await page.goto(f"{base}/host/{meeting_id}?token={token}")
-    await page.wait_for_function("window.sidebar.socketState === 'live'", timeout=10_000)
+    await page.wait_for_url(f"{base}/host/{meeting_id}")  # the token leaves the address bar
+    await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
     return page, errors, requests
 
 
@@ -580,13 +562,14 @@ async def test_cards_show_engagement_states_room_and_talk(
         chart = card(page, pid).locator(".person-chart")
         await chart.scroll_into_view_if_needed()
         await expect(chart.locator("canvas")).to_have_count(1)
-        await page.wait_for_function(
+        await wait_for_js(
+            page,
             f"(n => ({DARK_PIXELS_JS})(n) > 20)(document.querySelector("
             f"'.participant-card[data-participant-id=\"{pid}\"] .person-chart'))",
-            timeout=5_000,
+            timeout_ms=5_000,
         )
-    await page.wait_for_function(
-        f"({DARK_PIXELS_JS})(document.getElementById('room-chart')) > 20", timeout=5_000
+    await wait_for_js(
+        page, f"({DARK_PIXELS_JS})(document.getElementById('room-chart')) > 20", timeout_ms=5_000
     )
     for pid in ("p1", "p2", "p3", "p1~2", "p1~3"):
         await assert_no_bad_words(page, f'.participant-card[data-participant-id="{pid}"]')
@@ -682,7 +665,7 @@ async def test_compact_rows_for_a_large_meeting(
     await publish_all(live, events)
 
     # Compact rows, lowest engagement first (unknown after known), faces and speaking shown.
-    await page.wait_for_function("window.sidebar.compact === true", timeout=10_000)
+    await wait_for_js(page, "window.sidebar.compact === true", timeout_ms=10_000)
     rows = page.locator(".p-row")
     await expect(rows).to_have_count(n)
 
@@ -693,7 +676,7 @@ async def test_compact_rows_for_a_large_meeting(
     expected = sorted(pids, key=by_engagement)
     values = [final[pid].readings["engagement"].value for pid in pids]
     assert len({round(v, 2) for v in values if v is not None}) > 20  # a real spread
-    await page.wait_for_function(ROW_ORDER_JS, arg=expected, timeout=10_000)
+    await wait_for_js(page, ROW_ORDER_JS, arg=expected, timeout_ms=10_000)
     lowest = expected[0]
     low_value = final[lowest].readings["engagement"].value
     assert low_value is not None
@@ -737,9 +720,9 @@ async def test_compact_rows_for_a_large_meeting(
     # Sorted by name on request; the toggle shows full cards.
     await page.select_option("#sort", "name")
     by_name = sorted(pids, key=lambda pid: names[pid])
-    await page.wait_for_function(ROW_ORDER_JS, arg=by_name, timeout=10_000)
+    await wait_for_js(page, ROW_ORDER_JS, arg=by_name, timeout_ms=10_000)
     await page.click("#view-toggle")
-    await page.wait_for_function("window.sidebar.compact === false", timeout=5_000)
+    await wait_for_js(page, "window.sidebar.compact === false", timeout_ms=5_000)
     await expect(page.locator(".participant-card")).to_have_count(n)
     await expect(page.locator(".p-row").first).to_be_hidden()
 
@@ -856,10 +839,11 @@ async def test_snapshot_rebuilds_after_reconnect(
         # The history reached the timeline (50 points: the engagement line is drawn).
         assert await page.evaluate("window.sidebar.participants.cam.participant_id") == "cam"
         await card(page, "cam").locator(".person-chart").scroll_into_view_if_needed()
-        await page.wait_for_function(
+        await wait_for_js(
+            page,
             f"(n => ({DARK_PIXELS_JS})(n) > 20)(document.querySelector("
             "'.participant-card[data-participant-id=\"cam\"] .person-chart'))",
-            timeout=5_000,
+            timeout_ms=5_000,
         )
         await assert_no_bad_words(page, "#people")
 
@@ -867,8 +851,8 @@ async def test_snapshot_rebuilds_after_reconnect(
     assert calls == 1
     # The server drops the socket: the page reconnects (1 s backoff) and rebuilds, once.
     await web_ws.close_all(app)
-    await page.wait_for_function("window.sidebar.socketState !== 'live'", timeout=5_000)
-    await page.wait_for_function("window.sidebar.socketState === 'live'", timeout=10_000)
+    await wait_for_js(page, "window.sidebar.socketState !== 'live'", timeout_ms=5_000)
+    await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
     assert calls == 2
     await check()
     await expect(page.locator("#people > .person")).to_have_count(2)
@@ -926,7 +910,7 @@ async def test_summary_feed_shows_summaries_newest_first(
         VertexSettings(project="test-proj", model="gemini-test"), timeout_secs=30
     )
     await page.reload()
-    await page.wait_for_function("window.sidebar.socketState === 'live'", timeout=10_000)
+    await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
     await expect(feed).to_have_count(2)
     assert await page.evaluate("window.sidebar.summaries.map(s => s.id)") == stored
     await expect(page.locator("#summarizer")).to_have_text(

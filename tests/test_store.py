@@ -133,10 +133,13 @@ async def test_face_voice_talk_and_readings_come_back_typed(tmp_path: Path) -> N
     assert back.readings["bored"].value is None and back.readings["bored"].reason
     assert back.voice is not None and back.voice.emotion is not None
     assert Emotion.FEAR not in back.voice.emotion.probs  # the voice model cannot express it
-    page = await store.state_page(meeting.id, after=0, limit=10)
-    assert [st for _, st in page.states] == [back] and page.next_after > 0
-    again = await store.state_page(meeting.id, after=page.next_after)
-    assert again.states == [] and again.next_after == page.next_after
+    page = await store.state_page(meeting.id, limit=10)
+    assert page.states == [back] and page.next is None  # the last page has no cursor
+    store.add_state(meeting.id, dataclasses.replace(s, ts=s.ts + 1))
+    first = await store.state_page(meeting.id, limit=1)
+    assert first.states == [back] and first.next is not None
+    second = await store.state_page(meeting.id, cursor=first.next, limit=1)
+    assert [st.ts for st in second.states] == [s.ts + 1] and second.next is None
     await store.close()
 
 

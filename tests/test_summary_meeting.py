@@ -61,7 +61,12 @@ async def test_summaries_on_a_virtual_clock_reach_sidebars_store_and_api(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = make_settings(
-        tmp_path, **{"fusion.room_interval_secs": 60, "summaries.interval_secs": 60}
+        tmp_path,
+        **{
+            "fusion.room_interval_secs": 60,
+            "summaries.interval_secs": 60,
+            "analyzers.enabled": [],  # observations come from the test
+        },
     )
     client = await aiohttp_client(create_app(settings))
     manager = client.app[MANAGER]
@@ -148,19 +153,20 @@ async def test_summaries_on_a_virtual_clock_reach_sidebars_store_and_api(
     assert snapshot.summarizer is not None and snapshot.summarizer.name == "local"
     # The host token guards both routes.
     assert (await client.get(url)).status == 401
-    assert (await client.post(url, params={"token": "wrong"})).status == 403
+    assert (await client.post(url, headers={"Authorization": "Bearer wrong"})).status == 403
     assert (await client.get(url, params={"limit": 0}, headers=auth)).status == 400
 
 
 async def test_summaries_turned_off(aiohttp_client: Any, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, **{"summaries.enabled": False})
+    settings = make_settings(tmp_path, **{"summaries.enabled": False, "analyzers.enabled": []})
     client = await aiohttp_client(create_app(settings))
     manager = client.app[MANAGER]
     record, host_token = await manager.create_meeting("Quiet")
-    url = f"/api/meetings/{record.id}/summaries?token={host_token}"
-    resp = await client.post(url)
+    url = f"/api/meetings/{record.id}/summaries"
+    auth = {"Authorization": f"Bearer {host_token}"}
+    resp = await client.post(url, headers=auth)
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "summaries_disabled"
-    listing = await (await client.get(url)).json()
+    listing = await (await client.get(url, headers=auth)).json()
     assert listing["summaries"] == [] and listing["summarizer"]["enabled"] is False
     meeting = await manager.live(record.id)
     meeting.tick(time_now := 10_000.0)

@@ -354,7 +354,7 @@ def test_memory_bounded_over_five_minutes_and_arousal_after_warmup(
     assert len(segments) == 20 and stats.speech_runs == 20
     assert [a is None for a, _, _ in segments[:WARMUP_SEGMENTS]] == [True] * WARMUP_SEGMENTS
     warm = [a for a, _, _ in segments[WARMUP_SEGMENTS:]]
-    assert all(a is not None and -1.0 <= a <= 1.0 for a in warm)
+    assert all(a is not None for a in warm)
     # segments alternate sentence, reply; the reply is quieter and lower, so once
     # the baseline is warm it reads as less aroused
     sentence_arousal = [a for a, _, _ in segments[WARMUP_SEGMENTS + 1 :: 2]]

@@ -88,7 +88,14 @@ def test_chunking_is_independent_of_piece_size(vad: StreamingVad) -> None:
 @pytest.mark.model
 def test_torchscript_model_loads_without_warnings() -> None:
     vad = StreamingVad(onnx=False)
-    assert 0.0 <= vad.chunk_prob(np.zeros(CHUNK_SAMPLES, dtype=np.float32)) <= 1.0
+    assert vad.chunk_prob(np.zeros(CHUNK_SAMPLES, dtype=np.float32)) < 0.05
+    # ...and it hears speech: the TorchScript model works, not only loads.
+    speech = espeak_speech("One two three four.")
+    probs = [
+        vad.chunk_prob(speech[i : i + CHUNK_SAMPLES])
+        for i in range(0, len(speech) - CHUNK_SAMPLES, CHUNK_SAMPLES)
+    ]
+    assert max(probs) > 0.9
 
 
 @pytest.mark.model

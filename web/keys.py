@@ -20,3 +20,7 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 ANSWERER = web.AppKey("answerer", Answerer)
 #: Uploaded recordings waiting for, or under, analysis.
 RECORDINGS = web.AppKey("recordings", RecordingJobs)
+#: Key of this process's CSRF tokens (random at start: a restart only expires open forms).
+CSRF_KEY = web.AppKey("csrf_key", bytes)
+#: Sidebar sockets open per meeting id (``security.max_sidebar_sockets_per_meeting``).
+SIDEBAR_COUNTS = web.AppKey("sidebar_counts", dict[str, int])

@@ -6,8 +6,14 @@ than ``recordings.max_upload_mb`` with 413; the upload is then queued for analys
 (:class:`~bot.recordings.RecordingJobs`, one at a time, off the event loop where it
 matters: decoding on the source's thread, inference in the pools) and the answer is 202
 with the job's id. ``GET /api/recordings/{job_id}`` tells its progress and, once done,
-the host link of the meeting it became. The upload is deleted as soon as its analysis
-ends, done or failed, and no route ever serves it.
+the host link of the meeting it became (and makes the polling browser that meeting's
+host: :func:`web.security.set_host_cookies`). The upload is deleted as soon as its
+analysis ends, done or failed, and no route ever serves it.
+
+An upload creates a meeting, so it needs what creating one needs (the admin token as a
+Bearer header, the admin cookie or an ``admin_token`` field, or open creation); from a
+browser it also needs the page's CSRF token, in the ``X-CSRF-Token`` header or a
+``csrf_token`` field before the file. Both are checked before the file is read.
 """
 
 from __future__ import annotations
@@ -19,11 +25,22 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from bot.recordings import RecordingJob
 from web.errors import api_error
 from web.keys import RECORDINGS, SETTINGS
+from web.security import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    CreationRefused,
+    check_creator,
+    csrf_failed,
+    csrf_valid,
+    remember_admin,
+    set_host_cookies,
+)
 
 #: Bytes read from the upload at a time.
 CHUNK_BYTES = 1 << 20
@@ -58,9 +75,10 @@ def _suffix(filename: str | None) -> str:
 
 async def _save(part: BodyPartReader, limit: int, folder: Path | None) -> Path:
     """Stream one file part to a new private file; 413 (and nothing kept) beyond ``limit``."""
-    fd, name = tempfile.mkstemp(
-        prefix="meetmood-upload-", suffix=_suffix(part.filename), dir=folder
-    )
+    try:
+        fd, name = await asyncio.to_thread(_new_file, part.filename, folder)
+    except OSError as e:
+        raise _cannot_store() from e
     path = Path(name)
     size = 0
     try:
@@ -70,13 +88,32 @@ async def _save(part: BodyPartReader, limit: int, folder: Path | None) -> Path:
                 if size > limit:
                     raise _too_large(limit, size)
                 await asyncio.to_thread(_write, f, chunk)
-    except BaseException:
+    except BaseException as e:
         await asyncio.to_thread(path.unlink, missing_ok=True)
+        if isinstance(e, OSError):  # a full disk: the server's trouble, not a bad request
+            raise _cannot_store() from e
         raise
     if size == 0:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise api_error(web.HTTPBadRequest, "invalid_field", "file: the file is empty")
     return path
+
+
+def _new_file(filename: str | None, folder: Path | None) -> tuple[int, str]:
+    if folder is not None:
+        # A configured folder that is not there yet (a fresh volume) is made, private.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix="meetmood-upload-", suffix=_suffix(filename), dir=folder)
+
+
+def _cannot_store() -> web.HTTPException:
+    error = api_error(
+        web.HTTPServiceUnavailable,
+        "storage_unavailable",
+        "the server cannot store the upload right now; try again later",
+    )
+    error.headers["Retry-After"] = "60"
+    return error
 
 
 def _write(f: IO[bytes], chunk: bytes) -> None:
@@ -90,19 +127,41 @@ async def api_upload(request: web.Request) -> web.Response:
     declared = request.content_length
     if declared is not None and declared > limit + FORM_OVERHEAD_BYTES:
         raise _too_large(limit, declared)
+    # A Bearer header cannot come from another site's form: no CSRF token needed then.
+    csrf_ok = request.headers.get(hdrs.AUTHORIZATION, "").startswith("Bearer ")
+    if not csrf_ok and (header := request.headers.get(CSRF_HEADER)) is not None:
+        if not csrf_valid(request, header):
+            raise csrf_failed()
+        csrf_ok = True
     if not request.content_type.startswith("multipart/"):
         raise api_error(web.HTTPBadRequest, "invalid_body", "send the file as multipart/form-data")
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError as e:  # no boundary in the Content-Type
+        raise _malformed() from e
     name = ""
+    admin_token: str | None = None
+    admin_cookie: str | None = None
     path: Path | None = None
     try:
-        while (part := await reader.next()) is not None:
+        while (part := await _next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "name":
-                raw = await part.read_chunk(NAME_MAX * 4)
-                name = raw.decode("utf-8", "replace").strip()[:NAME_MAX]
+                name = (await _field(part, NAME_MAX * 4)).strip()[:NAME_MAX]
+            elif part.name == CSRF_FIELD and not csrf_ok:
+                if not csrf_valid(request, await _field(part, 256)):
+                    raise csrf_failed()
+                csrf_ok = True
+            elif part.name == "admin_token":
+                admin_token = await _field(part, 256)
             elif part.name == "file" and path is None:
+                if not csrf_ok:
+                    raise csrf_failed()
+                try:
+                    admin_cookie = await check_creator(request, admin_token)
+                except CreationRefused as e:
+                    raise e.api_error() from e
                 path = await _save(part, limit, settings.upload_path)
             else:
                 await part.release()
@@ -113,9 +172,29 @@ async def api_upload(request: web.Request) -> web.Response:
     if path is None:
         raise api_error(web.HTTPBadRequest, "invalid_field", "file: missing")
     job = request.app[RECORDINGS].submit(path, name)
-    return web.json_response(
+    response = web.json_response(
         {"job_id": job.id, "status_url": f"/api/recordings/{job.id}"}, status=202
     )
+    remember_admin(request, response, admin_cookie)
+    return response
+
+
+def _malformed() -> web.HTTPException:
+    return api_error(web.HTTPBadRequest, "invalid_body", "the multipart form is malformed")
+
+
+async def _next_part(reader: MultipartReader) -> BodyPartReader | MultipartReader | None:
+    """The form's next part; 400 for a body that is not the multipart form it claims."""
+    try:
+        return await reader.next()
+    except (ValueError, BadHttpMessage) as e:  # a bad boundary, a part's bad header
+        raise _malformed() from e
+
+
+async def _field(part: BodyPartReader, max_bytes: int) -> str:
+    """A small text field of the form (at most ``max_bytes`` are read)."""
+    raw = await part.read_chunk(max_bytes)
+    return raw.decode("utf-8", "replace")
 
 
 def job_json(request: web.Request, job: RecordingJob) -> dict[str, Any]:
@@ -136,8 +215,10 @@ def job_json(request: web.Request, job: RecordingJob) -> dict[str, Any]:
         base = request.app[SETTINGS].server.public_url or f"{request.scheme}://{request.host}"
         body |= {
             "meeting_id": record_id,
+            # The one hand-over of the host token, as with POST /api/meetings; the report
+            # link works with the host cookie that api_job sets.
             "host_url": f"{base}/host/{record_id}?token={result.host_token}",
-            "report_url": f"{base}/api/meetings/{record_id}/report?token={result.host_token}",
+            "report_url": f"{base}/api/meetings/{record_id}/report",
             "speed": round(result.speed, 2),
             "participants": result.participants,
         }
@@ -149,4 +230,8 @@ async def api_job(request: web.Request) -> web.Response:
     job = request.app[RECORDINGS].jobs.get(request.match_info["job_id"])
     if job is None:
         raise api_error(web.HTTPNotFound, "job_not_found", "no upload has this id")
-    return web.json_response(job_json(request, job))
+    response = web.json_response(job_json(request, job))
+    if (result := job.result) is not None:
+        # Whoever holds the job id uploaded the recording: they are the new meeting's host.
+        set_host_cookies(request, response, result.meeting_id, result.host_token)
+    return response

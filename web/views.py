@@ -13,10 +13,18 @@ import time
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from aiohttp.http_exceptions import BadHttpMessage
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError
 
+from bot.admission import JoinRefused, client_address, trusted_networks
 from bot.fusion.registry import definitions
-from bot.meeting import MeetingManager, MeetingNotFound
+from bot.meeting import (
+    MeetingEnded,
+    MeetingManager,
+    MeetingNotFound,
+    ParticipantNotFound,
+    StoreUnavailable,
+)
 from bot.report import (
     FORMATS,
     ReportNotice,
@@ -29,13 +37,29 @@ from bot.report import (
 from bot.report import render as render_report
 from bot.settings import Settings
 from bot.sources.browser import OfferError
-from bot.store import MeetingRecord
+from bot.sources.whep import DEFAULT_DISPLAY as WHEP_DISPLAY
+from bot.store import MeetingRecord, StateCursor, StatePage
 from bot.summaries.ask import ask
 from bot.summaries.questions import QUESTION_MAX
 from bot.types import Moment, ParticipantState, RoomState
 from web.errors import api_error
 from web.keys import ANSWERER, MANAGER, SETTINGS
 from web.render import render
+from web.security import (
+    CSRF_FIELD,
+    CSRF_MESSAGE,
+    REPORT_CSP,
+    CreationRefused,
+    check_creator,
+    csrf_form_token,
+    csrf_nonce,
+    csrf_valid,
+    host_credential,
+    is_admin_browser,
+    remember_admin,
+    remember_csrf,
+    set_host_cookies,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +93,8 @@ class JoinBody(_Body):
 
     token: str = Field(min_length=1)
     display_name: str = Field(min_length=1, max_length=DISPLAY_NAME_MAX)
-    consent: bool
+    #: Strictly a JSON boolean: "yes" or 1 is not an agreement.
+    consent: StrictBool
     offer: OfferBody
 
 
@@ -85,11 +110,24 @@ class LeaveBody(_Body):
     token: str = Field(min_length=1)
 
 
+class WithdrawBody(_Body):
+    """DELETE /api/meetings/{id}/participants/{pid} (or the token in a Bearer header)."""
+
+    token: str | None = Field(None, min_length=1)
+
+
 async def _json_body(request: web.Request, model: type[B]) -> B:
     try:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise api_error(web.HTTPBadRequest, "invalid_json", "the body is not valid JSON") from e
+    except LookupError as e:  # the Content-Type names a charset Python does not know
+        raise api_error(
+            web.HTTPBadRequest, "invalid_json", "the body's charset is not one this server reads"
+        ) from e
+    except RecursionError as e:
+        # The parser recurses once per nesting level; no request body nests this deep.
+        raise api_error(web.HTTPBadRequest, "invalid_json", "the body is nested too deeply") from e
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -123,18 +161,21 @@ async def _meeting(request: web.Request, api: bool = True) -> MeetingRecord:
         raise web.HTTPNotFound(text="No meeting has this address.") from e
 
 
-def _host_token(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        return auth[len("Bearer ") :].strip()
-    return request.query.get("token")
-
-
 async def host_meeting(request: web.Request, api: bool = True) -> MeetingRecord:
-    """The meeting named in the path, after checking the host token."""
+    """The meeting named in the path, after checking the host token.
+
+    The token comes in an ``Authorization: Bearer`` header or in the host cookie that
+    the host link sets (:mod:`web.security`), never in the query string.
+    """
     record = await _meeting(request, api)
-    token = _host_token(request)
+    token = host_credential(request)
     if not token:
+        if api and "token" in request.query:
+            raise api_error(
+                web.HTTPUnauthorized,
+                "token_in_query",
+                "send the host token in an Authorization: Bearer header, not in the address",
+            )
         if api:
             raise api_error(web.HTTPUnauthorized, "token_missing", "the host token is missing")
         raise web.HTTPUnauthorized(text="This page needs the host link (with its token).")
@@ -166,8 +207,15 @@ def meeting_json(request: web.Request, record: MeetingRecord) -> dict[str, Any]:
 
 async def home(request: web.Request) -> web.Response:
     """The home page: what meetmood does and a form to create a meeting."""
-    limit_mb = request.app[SETTINGS].recordings.max_upload_mb
-    return render(
+    return await _home(request)
+
+
+async def _home(request: web.Request, admin_error: str = "", status: int = 200) -> web.Response:
+    settings = request.app[SETTINGS]
+    limit_mb = settings.recordings.max_upload_mb
+    nonce = csrf_nonce(request)
+    needs_admin = not settings.security.open_creation and not await is_admin_browser(request)
+    response = render(
         request,
         "home.html",
         {
@@ -175,19 +223,46 @@ async def home(request: web.Request) -> web.Response:
             "version": _version(),
             "max_upload_mb": f"{limit_mb:g}",
             "max_upload_bytes": int(limit_mb * 1024 * 1024),
+            "csrf_token": csrf_form_token(request, nonce),
+            "needs_admin_token": needs_admin,
+            "admin_error": admin_error,
         },
+        status,
     )
+    remember_csrf(request, response, nonce)
+    return response
 
 
 async def create_meeting_form(request: web.Request) -> web.Response:
-    """The home page's form: create a meeting, then go to its host page."""
-    form = await request.post()
+    """The home page's form: create a meeting, then go to its host page.
+
+    Needs the form's CSRF token and the admin token (typed once; the browser then keeps
+    an admin cookie) unless ``security.open_creation`` is on.
+    """
+    try:
+        form = await request.post()
+    except (ValueError, LookupError, BadHttpMessage) as e:  # no boundary, unknown charset...
+        raise web.HTTPBadRequest(text="The form could not be read.") from e
+    if not csrf_valid(request, _form_text(form.get(CSRF_FIELD))):
+        raise web.HTTPForbidden(text=CSRF_MESSAGE)
+    try:
+        admin_cookie = await check_creator(request, _form_text(form.get("admin_token")))
+    except CreationRefused as e:
+        return await _home(request, f"Admin token: {e.message}.", e.status)
     name = str(form.get("name", ""))
     if len(name) > NAME_MAX:
         raise web.HTTPBadRequest(text=f"The meeting name is longer than {NAME_MAX} characters.")
     manager = _manager(request)
     record, host_token = await manager.create_meeting(default_meeting_name(name))
-    raise web.HTTPSeeOther(f"/host/{record.id}?token={host_token}")
+    # The host cookie is set here too, so the token never appears in an address.
+    response = web.HTTPSeeOther(f"/host/{record.id}")
+    set_host_cookies(request, response, record.id, host_token)
+    remember_admin(request, response, admin_cookie)
+    raise response
+
+
+def _form_text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def summaries_notice(settings: Settings) -> str:
@@ -272,13 +347,35 @@ NOTICE_MEANING = (
 )
 
 
+def retention_notice(settings: Settings) -> str:
+    """What the notice says is kept (``privacy.retention``), and for how long and how to delete.
+
+    The period comes from ``privacy.retention_days``, so the notice says what the server does.
+    """
+    kept = (
+        settings.privacy.retention
+        or "No video or audio is recorded or stored — only derived scores."
+    )
+    days = settings.privacy.retention_days
+    if days > 0:
+        period = (
+            f"It is deleted automatically {days:g} days after the meeting ends (or after its "
+            "last activity, if the host never ends it); the host can delete the meeting sooner."
+        )
+    else:
+        period = "It is kept until the host deletes the meeting."
+    return (
+        f"{kept} {period} You can delete everything stored about you at any time with "
+        "“Leave and delete my data”."
+    )
+
+
 def join_notice(settings: Settings) -> dict[str, Any]:
     """The join page's notice as text, for reports: what participants were told."""
     return {
         "analyses": notice_analyses(settings),
         "viewers": settings.privacy.viewers or "The meeting host.",
-        "retention": settings.privacy.retention
-        or "No video or audio is recorded or stored — only derived scores.",
+        "retention": retention_notice(settings),
         "summaries": summaries_notice(settings),
         "meaning": NOTICE_MEANING,
     }
@@ -290,6 +387,8 @@ async def join_page(request: web.Request) -> web.Response:
     token = request.query.get("token")
     if not record.join_token_matches(token):
         raise web.HTTPForbidden(text="This join link is not valid. Ask the host for the link.")
+    if record.ended_at is not None:
+        return _ended_page(request)
     settings = request.app[SETTINGS]
     analyses = notice_analyses(settings)
     return render(
@@ -301,7 +400,7 @@ async def join_page(request: web.Request) -> web.Response:
             "notice": {
                 "analyses": analyses,
                 "viewers": settings.privacy.viewers,
-                "retention": settings.privacy.retention,
+                "retention": retention_notice(settings),
                 "summaries": summaries_notice(settings),
             },
             "analysis_fps": settings.analyzers.face_emotion.fps,
@@ -309,17 +408,55 @@ async def join_page(request: web.Request) -> web.Response:
     )
 
 
+def _ended_page(request: web.Request) -> web.Response:
+    """410 Gone: the host ended the meeting, so its join link no longer works."""
+    return render(
+        request,
+        "error.html",
+        {
+            "status": 410,
+            "title": "This meeting has ended",
+            "message": "The host ended this meeting, so its join link no longer works. "
+            "Nothing is captured on this page.",
+        },
+        410,
+    )
+
+
 async def host_page(request: web.Request) -> web.Response:
-    """The host's live sidebar."""
+    """The host's live sidebar.
+
+    The host link (``?token=``) sets the host cookie and sends the browser on to the
+    address without the token; the page, its socket and its API calls then use the
+    cookie, so the token stays out of history, bookmarks and proxy logs from then on.
+    """
+    token = request.query.get("token")
+    if token is not None:
+        record = await _meeting(request, api=False)
+        if not record.host_token_matches(token):
+            raise web.HTTPForbidden(text="The host token in this link is not valid.")
+        # Not a 303: after a link from another site (mail, chat), the browser would send
+        # the redirected request as cross-site and leave the SameSite=Strict cookie out.
+        # A refresh from this page is a navigation of our own, so the cookie goes along.
+        url = f"/host/{record.id}"
+        context = {"meeting": {"id": record.id, "name": record.name}, "url": url}
+        response = render(request, "host_open.html", context)
+        set_host_cookies(request, response, record.id, token)
+        return response
     record = await host_meeting(request, api=False)
     return render(
         request,
         "sidebar.html",
         {
             "meeting": {"id": record.id, "name": record.name},
-            "host_token": _host_token(request),
             "join_url": MeetingManager.join_url(base_url(request), record),
             "history_secs": request.app[SETTINGS].sidebar.history_secs,
+            "retention_days": request.app[SETTINGS].privacy.retention_days,
+            # The invite form's placeholders: the names a bot gets when the host gives none.
+            "bot_display": {
+                "janus": request.app[SETTINGS].bots.display_name,
+                "whep": WHEP_DISPLAY,
+            },
         },
     )
 
@@ -328,7 +465,14 @@ async def host_page(request: web.Request) -> web.Response:
 
 
 async def api_create_meeting(request: web.Request) -> web.Response:
-    """Create a meeting. The host token and host URL appear in this response only."""
+    """Create a meeting. The host token and host URL appear in this response only.
+
+    Needs ``Authorization: Bearer <admin token>`` unless ``security.open_creation`` is on.
+    """
+    try:
+        await check_creator(request, cookie_ok=False)
+    except CreationRefused as e:
+        raise e.api_error() from e
     body = await _json_body(request, CreateMeetingBody) if request.can_read_body else None
     manager = _manager(request)
     record, host_token = await manager.create_meeting(
@@ -347,10 +491,14 @@ async def api_get_meeting(request: web.Request) -> web.Response:
     snapshot = await manager.snapshot(record.id)
     data = meeting_json(request, record)
     data["participants"] = [p.model_dump(mode="json") for p in snapshot.participants]
+    # Join attempts that never connected: a count, because they are not participants.
+    data["unconnected_joins"] = snapshot.unconnected_joins
     return web.json_response(data)
 
 
-#: Most states one page of ``GET .../states`` returns.
+#: States one page of ``GET .../states`` returns unless ``limit`` says otherwise.
+STATES_PAGE_DEFAULT = 1000
+#: Most states one page returns: a state is about 3.7 kB of JSON, so about 18 MB.
 STATES_PAGE_MAX = 5000
 
 
@@ -371,30 +519,48 @@ async def _state_page(
     request: web.Request, record: MeetingRecord, participant: str | None
 ) -> web.Response:
     since = _query_number(request, "since", 0.0)
-    after = _query_number(request, "after", 0, int)
-    limit = _query_number(request, "limit", 1000, int)
+    limit = _query_number(request, "limit", STATES_PAGE_DEFAULT, int)
     if not 1 <= limit <= STATES_PAGE_MAX:
         raise api_error(
             web.HTTPBadRequest, "invalid_field", f"limit: must be between 1 and {STATES_PAGE_MAX}"
         )
-    page = await _manager(request).store.state_page(record.id, participant, since, after, limit)
-    body = {
-        "meeting_id": record.id,
-        "states": [_STATES.dump_python(s, mode="json") for _, s in page.states],
-        "next_after": page.next_after,
-        "more": len(page.states) == limit,
-    }
-    return web.json_response(body)
+    cursor = None
+    if "cursor" in request.query:
+        try:
+            cursor = StateCursor.decode(request.query["cursor"])
+        except ValueError as e:
+            raise api_error(
+                web.HTTPBadRequest, "invalid_field", "cursor: not a next_cursor of this API"
+            ) from e
+    store = _manager(request).store
+    page = await store.state_page(record.id, participant, since, cursor, limit)
+    body = await asyncio.to_thread(_state_page_json, record.id, page)
+    return web.Response(body=body, content_type="application/json")
 
 
 _STATES: TypeAdapter[ParticipantState] = TypeAdapter(ParticipantState)
 
 
-async def api_states(request: web.Request) -> web.Response:
-    """Stored fused states of a meeting, a page at a time.
+def _state_page_json(meeting_id: str, page: StatePage) -> bytes:
+    """A page of ``GET .../states`` as JSON (a worker thread: a page can be many megabytes).
 
-    Query: ``since`` (meeting-clock seconds, inclusive), ``after`` (the cursor from the
-    previous page's ``next_after``), ``limit`` (default 1000), ``participant``.
+    One state at a time, so that the event loop gets the GIL back between them.
+    """
+    cursor = None if page.next is None else page.next.encode()
+    states = b",".join(_STATES.dump_json(s) for s in page.states)
+    return b'{"meeting_id":%b,"next_cursor":%b,"states":[%b]}' % (
+        json.dumps(meeting_id).encode(),
+        json.dumps(cursor).encode(),
+        states,
+    )
+
+
+async def api_states(request: web.Request) -> web.Response:
+    """Stored fused states of a meeting in time order, a page at a time.
+
+    Query: ``since`` (meeting-clock seconds, inclusive), ``limit`` (default
+    :data:`STATES_PAGE_DEFAULT`, at most :data:`STATES_PAGE_MAX`), ``cursor`` (the
+    previous page's ``next_cursor``; it is null on the last page), ``participant``.
     """
     record = await host_meeting(request)
     return await _state_page(request, record, request.query.get("participant"))
@@ -517,8 +683,11 @@ async def api_report(request: web.Request) -> web.StreamResponse:
         stream.content_type = info.content_type
         stream.charset = info.charset
         await stream.prepare(request)
-        async for chunk in csv_chunks(store, record.id, people, start):
-            await stream.write(chunk.encode())
+        # HEAD: the headers alone. aiohttp sends what a prepared stream is given, and a
+        # body after a HEAD answer would be read as the next answer on the connection.
+        if request.method != "HEAD":
+            async for chunk in csv_chunks(store, record.id, people, start):
+                await stream.write(chunk.encode())
         await stream.write_eof()
         return stream
     notice = ReportNotice.model_validate(join_notice(settings))
@@ -532,11 +701,14 @@ async def api_report(request: web.Request) -> web.StreamResponse:
     )
     body = await asyncio.to_thread(render_report, report, fmt)
     name = filename(record.name, record.id, report.meeting.start_ts, fmt)
+    headers = {"Content-Disposition": _attachment(name)}
+    if fmt == "html":
+        headers["Content-Security-Policy"] = REPORT_CSP
     return web.Response(
         body=body,
         content_type=info.content_type,
         charset=info.charset,
-        headers={"Content-Disposition": _attachment(name)},
+        headers=headers,
     )
 
 
@@ -549,12 +721,44 @@ async def api_state_definitions(request: web.Request) -> web.Response:
     return web.json_response({"definitions": [d.model_dump() for d in definitions()]})
 
 
+def client_of(request: web.Request) -> str:
+    """The client address a request counts for (see :func:`bot.admission.client_address`)."""
+    proxies = trusted_networks(request.app[SETTINGS].limits.trusted_proxies)
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"), proxies)
+
+
+#: The HTTP errors of :class:`~bot.admission.JoinRefused` statuses.
+_REFUSED_STATUS: dict[int, type[web.HTTPException]] = {
+    403: web.HTTPForbidden,
+    429: web.HTTPTooManyRequests,
+}
+
+
+def _join_refused(e: JoinRefused) -> web.HTTPException:
+    error = api_error(_REFUSED_STATUS[e.status], e.code, e.message)
+    if e.retry_after_secs is not None:
+        error.headers["Retry-After"] = str(e.retry_after_secs)
+    return error
+
+
 async def api_join(request: web.Request) -> web.Response:
-    """A browser participant joins with an SDP offer and gets the answer."""
+    """A browser participant joins with an SDP offer and gets the answer.
+
+    They count as a participant (a card in the sidebar, a stored row) only once their
+    peer connects; the answer already carries their id and leave token.
+    """
+    manager = _manager(request)
+    address = client_of(request)
+    try:
+        manager.admission.attempt(address)  # every request counts, refused ones too
+    except JoinRefused as e:
+        raise _join_refused(e) from e
     record = await _meeting(request)
     body = await _json_body(request, JoinBody)
     if not record.join_token_matches(body.token):
         raise api_error(web.HTTPForbidden, "token_invalid", "the join token is not valid")
+    if record.ended_at is not None:
+        raise _meeting_ended()
     if not body.consent:
         raise api_error(
             web.HTTPBadRequest,
@@ -562,14 +766,26 @@ async def api_join(request: web.Request) -> web.Response:
             "analysis needs the participant's agreement (consent must be true)",
         )
     try:
-        participant, answer_sdp = await _manager(request).join_browser(
-            record.id, body.display_name, body.offer.sdp, body.offer.type
+        participant, answer_sdp = await manager.join_browser(
+            record.id, body.display_name, body.offer.sdp, body.offer.type, address
         )
     except OfferError as e:
         raise api_error(web.HTTPBadRequest, "invalid_offer", str(e)) from e
+    except MeetingEnded as e:
+        raise _meeting_ended() from e
+    except JoinRefused as e:
+        raise _join_refused(e) from e
+    except StoreUnavailable as e:
+        error = api_error(
+            web.HTTPServiceUnavailable,
+            "store_unavailable",
+            "the server cannot record the analysis right now; try again shortly",
+        )
+        error.headers["Retry-After"] = "5"
+        raise error from e
     return web.json_response(
         {
-            "participant_id": participant.record.id,
+            "participant_id": participant.participant_id,
             "participant_token": participant.token,
             "answer": {"sdp": answer_sdp, "type": "answer"},
         },
@@ -584,6 +800,66 @@ async def api_leave(request: web.Request) -> web.Response:
     ok = await _manager(request).leave(record.id, request.match_info["participant_id"], body.token)
     if not ok:
         raise api_error(web.HTTPForbidden, "token_invalid", "the participant token is not valid")
+    return web.Response(status=204)
+
+
+def _meeting_ended() -> web.HTTPException:
+    return api_error(
+        web.HTTPGone, "meeting_ended", "the host ended this meeting: its join link no longer works"
+    )
+
+
+def _participant_token(request: web.Request, body: WithdrawBody | None) -> str | None:
+    """A participant token from the JSON body, else a Bearer header (never the query string)."""
+    if body is not None and body.token:
+        return body.token
+    auth = request.headers.get("Authorization", "")
+    return auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else None
+
+
+async def api_withdraw(request: web.Request) -> web.Response:
+    """A participant withdraws: they leave and everything stored about them is deleted.
+
+    The participant token comes in the body (``{"token"}``) or an ``Authorization: Bearer``
+    header; it works after they left too. 204; 403 with a wrong token; 404 for an
+    unknown participant.
+    """
+    record = await _meeting(request)
+    body = await _json_body(request, WithdrawBody) if request.can_read_body else None
+    token = _participant_token(request, body)
+    if not token:
+        raise api_error(web.HTTPUnauthorized, "token_missing", "the participant token is missing")
+    try:
+        ok = await _manager(request).withdraw(
+            record.id, request.match_info["participant_id"], token
+        )
+    except ParticipantNotFound as e:
+        raise api_error(
+            web.HTTPNotFound, "participant_not_found", "this meeting has no such participant"
+        ) from e
+    if not ok:
+        raise api_error(web.HTTPForbidden, "token_invalid", "the participant token is not valid")
+    return web.Response(status=204)
+
+
+async def api_end_meeting(request: web.Request) -> web.Response:
+    """The host ends the meeting: the join link stops working, everyone is disconnected.
+
+    Analysis and summaries stop; the stored data stays (for the report) until the meeting
+    is deleted or expires. Ending an ended meeting changes nothing. 200 with the meeting.
+    """
+    record = await host_meeting(request)
+    try:
+        ended = await _manager(request).end_meeting(record.id)
+    except MeetingNotFound as e:
+        raise api_error(web.HTTPNotFound, "meeting_not_found", "no meeting has this id") from e
+    return web.json_response(meeting_json(request, ended))
+
+
+async def api_delete_meeting(request: web.Request) -> web.Response:
+    """The host deletes the meeting: it ends, then every row stored with it is deleted. 204."""
+    record = await host_meeting(request)
+    await _manager(request).delete_meeting(record.id)
     return web.Response(status=204)
 
 

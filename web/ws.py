@@ -1,8 +1,11 @@
 """The sidebar WebSocket: a snapshot on connect, then the meeting's events.
 
-The host token authorises the connection and the Origin header must match the
-server (a page on another site cannot read a meeting through the host's
-browser). Every socket is tracked so that shutdown can close it with GOING_AWAY.
+The host token (the host page's cookie, or a Bearer header) authorises the
+connection and the Origin header must match the server (a page on another site
+cannot read a meeting through the host's browser). Every socket is tracked so that
+shutdown can close it with GOING_AWAY, and counted per meeting: beyond
+``security.max_sidebar_sockets_per_meeting`` a new one is closed at once with
+:data:`TOO_MANY_SIDEBARS` (the 4xxx twin of HTTP 429).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from weakref import WeakSet
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.types import MeetingEndedEvent
 from web.errors import api_error
-from web.keys import MANAGER, WEBSOCKETS
+from web.keys import MANAGER, SETTINGS, SIDEBAR_COUNTS, WEBSOCKETS
 from web.views import host_meeting
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECS = 20.0
+#: Close code for a sidebar over the meeting's socket limit (4000-4999: the application's).
+TOO_MANY_SIDEBARS = 4429
 
 
 def origin_allowed(request: web.Request) -> bool:
@@ -29,7 +35,10 @@ def origin_allowed(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser (CLI tools, tests): the token is the check
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # "http://[::1": no origin at all, so not ours
+        return False
     return bool(parts.netloc) and parts.netloc == request.host
 
 
@@ -41,6 +50,17 @@ async def sidebar_ws(request: web.Request) -> web.WebSocketResponse:
     manager = request.app[MANAGER]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECS)
     await ws.prepare(request)
+    # Upgraded first so that the sidebar's script can read why it was turned away.
+    counts = request.app[SIDEBAR_COUNTS]
+    limit = request.app[SETTINGS].security.max_sidebar_sockets_per_meeting
+    if counts.get(record.id, 0) >= limit:
+        log.warning("sidebar refused: too many for one meeting", extra={"limit": limit})
+        await ws.close(
+            code=TOO_MANY_SIDEBARS,
+            message=f"too many sidebars open for this meeting (at most {limit})".encode(),
+        )
+        return ws
+    counts[record.id] = counts.get(record.id, 0) + 1
     sockets = request.app[WEBSOCKETS]
     sockets.add(ws)
     try:
@@ -58,7 +78,10 @@ async def sidebar_ws(request: web.Request) -> web.WebSocketResponse:
                     if getter not in done:
                         getter.cancel()
                         break
-                    await ws.send_json(getter.result().model_dump(mode="json"))
+                    event = getter.result()
+                    await ws.send_json(event.model_dump(mode="json"))
+                    if isinstance(event, MeetingEndedEvent):
+                        break  # the host ended (or deleted) the meeting: nothing more comes
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -67,6 +90,10 @@ async def sidebar_ws(request: web.Request) -> web.WebSocketResponse:
         pass  # the sidebar went away mid-send
     finally:
         sockets.discard(ws)
+        if (left := counts[record.id] - 1) > 0:
+            counts[record.id] = left
+        else:
+            del counts[record.id]
         await ws.close()
     return ws
 

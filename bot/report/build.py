@@ -46,7 +46,7 @@ from bot.report.model import (
     TimeSeries,
 )
 from bot.settings import Settings
-from bot.store import MeetingRecord, ParticipantRecord, Store
+from bot.store import MeetingRecord, ParticipantRecord, StateCursor, Store
 from bot.summaries.local import moment_text
 from bot.summaries.models import MomentInput, Series
 from bot.summaries.window import HOLD_SECS, SummaryWindow
@@ -361,18 +361,18 @@ async def build_report(
     for n in notices:
         window.add(n)
 
-    after = 0
+    cursor: StateCursor | None = None
     while True:
-        page = await store.state_page(meeting_id, after=after, limit=PAGE_ROWS)
-        for _, state in page.states:
+        page = await store.state_page(meeting_id, cursor=cursor, limit=PAGE_ROWS)
+        for state in page.states:
             acc = people.get(state.participant_id)
             if acc is None:  # a state without its participant row: count it anyway
                 acc = people[state.participant_id] = _Averages(_Bins.over(start, end, SERIES))
             acc.add(state)
             window.add(ParticipantStateEvent(state=state))
-        after = page.next_after
-        if len(page.states) < PAGE_ROWS:
+        if page.next is None:
             break
+        cursor = page.next
     for pid, acc in people.items():
         r = by_id.get(pid)
         stop = r.left_at if r is not None and r.left_at is not None else end

@@ -44,7 +44,11 @@ LABELS = {
 #: matplotlib's rcParams are process-wide: one chart is styled and saved at a time.
 _LOCK = threading.RLock()
 #: Moment markers by kind.
-MOMENT_COLOURS = {"engagement_drop": "#D55E00", "engagement_rise": "#009E73"}
+MOMENT_COLOURS = {
+    "engagement_drop": "#D55E00",
+    "engagement_rise": "#009E73",
+    "media_gap": "#8250DF",
+}
 WIDTH_IN = 7.2
 PNG_DPI = 150
 _RC: dict[RcKeyType, Any] = {

@@ -262,11 +262,14 @@ class ReportMoment(_Model):
     Attributes:
         ts: Meeting clock.
         at_secs: Seconds since the meeting's start.
-        kind: ``engagement_drop``, ``engagement_rise``, ``long_silence`` or ``joint_smiles``.
+        kind: ``engagement_drop``, ``engagement_rise``, ``long_silence``, ``joint_smiles``
+            or ``media_gap`` (a participant's media paused while the bot reconnected).
         text: The moment in a sentence.
         participants: Who it is about (display names).
-        speaking: Who was speaking (display names).
-        value: The figure behind it (engagement change, silence seconds, smiling faces).
+        speaking: Who was speaking (display names; empty for a media gap, when nothing
+            was heard).
+        value: The figure behind it (engagement change, silence seconds, smiling faces,
+            seconds of paused media).
         window_secs: The time span the figure covers.
     """
 

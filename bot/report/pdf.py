@@ -21,7 +21,7 @@ from fpdf.fonts import FontFace
 from PIL import Image
 
 from bot.report.charts import participant_chart, room_chart, to_png
-from bot.report.model import MeetingReport, MoodSpan, ReportParticipant
+from bot.report.model import MeetingReport, MoodSpan, ReportMoment, ReportParticipant
 from bot.report.page import date_text, duration_text, groups, num, pct, reading_value
 from bot.summaries.local import clock
 from bot.summaries.models import Series
@@ -275,6 +275,13 @@ def _mood_table(pdf: _Pdf, moods: Sequence[MoodSpan], *, size: float, space: flo
     )
 
 
+def _speaking(m: ReportMoment) -> str:
+    """Who was speaking at a moment; during a media gap nothing was heard, so unknown."""
+    if m.kind == "media_gap":
+        return "unknown (media paused)"
+    return ", ".join(m.speaking) or "nobody"
+
+
 def _room(pdf: _Pdf, r: MeetingReport) -> None:
     pdf.heading("The room over time")
     room = r.room
@@ -297,10 +304,7 @@ def _room(pdf: _Pdf, r: MeetingReport) -> None:
     pdf.heading("Notable moments", size=11)
     pdf.table_rows(
         ["#", "At", "What", "Who was speaking"],
-        [
-            [str(k), clock(m.at_secs), m.text, ", ".join(m.speaking) or "nobody"]
-            for k, m in enumerate(r.moments, start=1)
-        ]
+        [[str(k), clock(m.at_secs), m.text, _speaking(m)] for k, m in enumerate(r.moments, start=1)]
         or [["", "", "No notable moments.", ""]],
         (8, 14, 118, 40),
         align_right=(0, 1),

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from bot.fusion.registry import REGISTRY
-from bot.store import ParticipantRecord, Store
+from bot.store import ParticipantRecord, StateCursor, Store
 from bot.types import ParticipantState
 
 #: The leading columns.
@@ -74,21 +74,21 @@ def row(state: ParticipantState, name: str, start: float) -> list[Any]:
 async def csv_chunks(
     store: Store, meeting_id: str, participants: Sequence[ParticipantRecord], start: float
 ) -> AsyncIterator[str]:
-    """The CSV text, header first, a page of states per chunk (row order)."""
+    """The CSV text, header first, a page of states per chunk (time order)."""
     names = {p.id: p.display_name for p in participants}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     yield buf.getvalue()
-    after = 0
+    cursor: StateCursor | None = None
     while True:
-        page = await store.state_page(meeting_id, after=after, limit=PAGE_ROWS)
+        page = await store.state_page(meeting_id, cursor=cursor, limit=PAGE_ROWS)
         buf.seek(0)
         buf.truncate()
-        for _, state in page.states:
+        for state in page.states:
             writer.writerow(row(state, names.get(state.participant_id, ""), start))
         if page.states:
             yield buf.getvalue()
-        after = page.next_after
-        if len(page.states) < PAGE_ROWS:
+        if page.next is None:
             return
+        cursor = page.next

@@ -1,6 +1,7 @@
 """StoreSink: records a live meeting's events in the store.
 
-Participants joining and leaving, room states, moments and summaries are all recorded.
+Participants joining and leaving, room states, moments, summaries and the count of join
+attempts that never connected are all recorded.
 Participant states are sampled: one per participant every
 ``storage.state_interval_secs`` (the sidebar still gets every state), plus every
 state where the face appears or disappears, speaking starts or stops, or the
@@ -13,6 +14,7 @@ from __future__ import annotations
 from bot.settings import StorageSettings
 from bot.store import ParticipantRecord, Store
 from bot.types import (
+    JoinAttemptsEvent,
     MeetingEvent,
     MomentEvent,
     ParticipantJoinedEvent,
@@ -84,6 +86,8 @@ class StoreSink:
             self.store.add_moment(self.meeting_id, event.moment)
         elif isinstance(event, SummaryEvent):
             self.store.add_summary(self.meeting_id, event)
+        elif isinstance(event, JoinAttemptsEvent):
+            self.store.set_unconnected_joins(self.meeting_id, event.unconnected)
 
     async def close(self) -> None:
         """Write what is queued."""

@@ -119,6 +119,10 @@ class SummarySink:
         except Exception:
             log.exception("summary window could not take an event", extra={"type": event.type})
 
+    def forget(self, participant_id: str, name: str) -> None:
+        """A participant withdrew: later summaries leave them out (and call them ``name``)."""
+        self.window.forget(participant_id, name)
+
     def tick(self, now: float) -> None:
         """Start a summary when ``summaries.interval_secs`` have passed since the last one."""
         start = self.window.start

@@ -3,15 +3,24 @@
 The server is always the answerer and only receives (``recvonly``).
 :class:`BrowserSource` is the :class:`~bot.sources.MediaSource` of such a peer: it
 hands over the tracks (those negotiated in the offer and any that arrive later),
-and ends when the connection fails, closes, or does not connect within
-:data:`CONNECT_TIMEOUT_SECS`. Which local
+and ends when the connection fails or closes. :meth:`BrowserSource.wait_connected` says
+whether the peer connected within ``limits.connect_timeout_secs``: the meeting builds a
+participant's analysis only then. Which local
 addresses ICE offers is a setting: aioice has no per-connection option for it, so
 :func:`restrict_host_addresses` replaces its address lookup for the whole process.
+
+Which remote candidates the server contacts is decided before aiortc sees the offer
+(:func:`filter_candidates`): aiortc pairs every ``a=candidate`` line and aioice sends
+STUN to each, so an offer could otherwise make the server probe any address, its own
+network included. The browser's own checks still reach the server's candidates, and
+aioice answers them on the path they came by (a peer-reflexive candidate), so a
+dropped candidate does not stop a browser from connecting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import time
@@ -27,14 +36,18 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 
 from bot.session.clock import Clock, Pacing, RealtimePacing, SystemClock
-from bot.settings import WebRTCSettings
+from bot.settings import LimitsSettings, WebRTCSettings
 from bot.types import LeaveReason, Observation
 
 log = logging.getLogger(__name__)
 
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*$", re.MULTILINE)
 MAX_SDP_CHARS = 64_000
-#: How long a new peer may take to connect before it counts as failed.
+#: Most media sections in an offer: the join page sends audio and one or two videos, and
+#: each unbundled section would cost the server a transport and a socket of its own.
+MAX_MEDIA_SECTIONS = 8
+#: How long a new peer may take to connect before it counts as failed (the default of
+#: ``limits.connect_timeout_secs``).
 CONNECT_TIMEOUT_SECS = 30.0
 
 
@@ -69,6 +82,65 @@ def check_offer(sdp: str, kind: str) -> None:
         raise OfferError("the offer is not an SDP document (it must start with 'v=0')")
     if not re.search(r"^m=(video|audio) ", sdp, re.MULTILINE):
         raise OfferError("the offer has no audio or video section")
+    if len(re.findall(r"^m=", sdp, re.MULTILINE)) > MAX_MEDIA_SECTIONS:
+        raise OfferError(f"the offer has more than {MAX_MEDIA_SECTIONS} media sections")
+
+
+def _candidate_allowed(address: str, allow_private: bool) -> bool:
+    """Whether the server may send connectivity checks to a remote candidate's address."""
+    if address.lower().endswith(".local"):
+        # mDNS names resolve on the local link only: a local address by definition.
+        return allow_private
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # neither an address nor an mDNS name: aioice cannot use it either
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_multicast or ip.is_unspecified:
+        return False
+    # Not global: loopback, link-local, RFC 1918, CGNAT, IPv6 ULA, reserved ranges.
+    return allow_private or ip.is_global
+
+
+def filter_candidates(sdp: str, allow_private: bool, max_candidates: int) -> tuple[str, int]:
+    """The offer with only the ICE candidates the server may contact; and how many went.
+
+    Candidates whose address is not allowed (:func:`_candidate_allowed`) are removed, and
+    of the rest at most ``max_candidates`` are kept: the highest-priority ones of each
+    media section, earlier sections first (a bundled connection uses the first section's
+    candidates; browsers repeat them in the others). When any is removed,
+    ``a=end-of-candidates`` goes too: aioice then keeps waiting for the peer's own checks
+    (peer-reflexive candidates) instead of failing on an empty list.
+    """
+    lines = sdp.split("\r\n") if "\r\n" in sdp else sdp.split("\n")
+    sep = "\r\n" if "\r\n" in sdp else "\n"
+    sections: list[list[tuple[int, int]]] = [[]]  # per media section: (priority, line index)
+    dropped: set[int] = set()
+    for i, line in enumerate(lines):
+        if line.startswith("m="):
+            sections.append([])
+        if not line.startswith("a=candidate:"):
+            continue
+        fields = line.split()
+        priority = int(fields[3]) if len(fields) > 5 and fields[3].isdigit() else -1
+        if priority < 0 or not _candidate_allowed(fields[4], allow_private):
+            dropped.add(i)
+        else:
+            sections[-1].append((priority, i))
+    budget = max_candidates
+    for allowed in sections:
+        allowed.sort(reverse=True)
+        dropped.update(i for _, i in allowed[budget:])
+        budget = max(0, budget - len(allowed))
+    if not dropped:
+        return sdp, 0
+    kept = [
+        line
+        for i, line in enumerate(lines)
+        if i not in dropped and line.strip() != "a=end-of-candidates"
+    ]
+    return sep.join(kept), len(dropped)
 
 
 async def accept_offer(
@@ -76,15 +148,24 @@ async def accept_offer(
     kind: str,
     settings: WebRTCSettings,
     on_track: Callable[[MediaStreamTrack], None],
+    limits: LimitsSettings | None = None,
 ) -> tuple[RTCPeerConnection, RTCSessionDescription]:
     """Create a receiving peer for ``sdp`` and return it with its answer.
 
     ``on_track`` is called for every incoming track (possibly while this function
-    runs). On a bad offer the peer is closed and :class:`OfferError` raised.
+    runs). The offer's candidates are filtered by ``limits`` first
+    (:func:`filter_candidates`). On a bad offer the peer is closed and
+    :class:`OfferError` raised.
     """
     check_offer(sdp, kind)
+    limits = limits or LimitsSettings()
     if settings.drop_mdns_candidates:
         sdp = _MDNS_CANDIDATE.sub("", sdp).replace("\r\n\r\n", "\r\n")
+    sdp, dropped = filter_candidates(
+        sdp, limits.allow_private_candidates, limits.max_candidates_per_offer
+    )
+    if dropped:
+        log.info("remote ICE candidates not used", extra={"count": dropped})
     pc = RTCPeerConnection(configuration(settings))
     pc.on("track", on_track)
     try:
@@ -109,26 +190,56 @@ class BrowserSource:
 
     kind = "browser"
 
-    def __init__(self, pc: RTCPeerConnection, tracks: list[MediaStreamTrack]) -> None:
+    def __init__(
+        self,
+        pc: RTCPeerConnection,
+        tracks: list[MediaStreamTrack],
+        connect_timeout_secs: float = CONNECT_TIMEOUT_SECS,
+    ) -> None:
         self.pc = pc
         self.clock: Clock = SystemClock()
         self.pacing: Callable[[], Pacing] = RealtimePacing
         self._tracks = tracks
         self._on_track: Callable[[MediaStreamTrack], None] | None = None
-        self.connect_timeout_secs = CONNECT_TIMEOUT_SECS
+        self.connect_timeout_secs = connect_timeout_secs
 
     @classmethod
     async def accept(
-        cls, sdp: str, kind: str, settings: WebRTCSettings
+        cls, sdp: str, kind: str, settings: WebRTCSettings, limits: LimitsSettings | None = None
     ) -> tuple[BrowserSource, str]:
         """Answer a browser's offer; returns the source and the answer SDP.
 
         Raises:
             OfferError: the offer is unusable (the peer is closed again).
         """
+        limits = limits or LimitsSettings()
         tracks: list[MediaStreamTrack] = []
-        pc, answer = await accept_offer(sdp, kind, settings, tracks.append)
-        return cls(pc, tracks), answer.sdp
+        pc, answer = await accept_offer(sdp, kind, settings, tracks.append, limits)
+        return cls(pc, tracks, limits.connect_timeout_secs), answer.sdp
+
+    async def wait_connected(self) -> bool:
+        """Wait until the peer is connected (ICE and DTLS): True; or failed, closed or too late."""
+        pc = self.pc
+        changed = asyncio.Event()
+        pc.on("connectionstatechange", changed.set)
+        deadline = time.monotonic() + self.connect_timeout_secs
+        try:
+            while True:
+                changed.clear()
+                state = pc.connectionState
+                if state == "connected":
+                    return True
+                if state in ("failed", "closed"):
+                    return False
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout)
+                except TimeoutError:
+                    continue
+        finally:
+            pc.remove_listener("connectionstatechange", changed.set)
 
     def start(
         self,

@@ -33,6 +33,7 @@ from bot.summaries.models import (
     SummaryReason,
     validate_output,
 )
+from bot.summaries.redact import summary_text
 from bot.summaries.window import SummaryWindow
 from bot.types import SummaryEvent, SummaryParticipant
 
@@ -117,15 +118,6 @@ def to_event(
     room_mood = names.reveal(output.room_mood)
     changes = [names.reveal(c) for c in output.changes]
     suggestion = names.reveal(output.suggestion)
-    lines = [
-        f"{label[:1].upper()}{label[1:]}",
-        *(p.text for p in participants),
-        room_mood,
-        *(f"- {c}" for c in changes),
-        f"Suggestion: {suggestion}",
-    ]
-    if note:
-        lines.insert(1, f"({note})")
     return SummaryEvent(
         id=summary_id,
         ts=ts,
@@ -139,6 +131,8 @@ def to_event(
         room_mood=room_mood,
         changes=changes,
         suggestion=suggestion,
-        text="\n".join(lines),
+        text=summary_text(
+            label, note, (p.text for p in participants), room_mood, changes, suggestion
+        ),
         note=note,
     )

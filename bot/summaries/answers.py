@@ -630,6 +630,8 @@ def _moments_near(r: _Reply, start: float, end: float, reading: str, change: str
         kinds = {"drop": {"engagement_drop"}, "rise": {"engagement_rise"}}.get(change, kinds)
     else:
         kinds = {"engagement_drop", "engagement_rise", "joint_smiles", "long_silence"}
+    # A media gap bears on every reading: nothing was measured while the bot reconnected.
+    kinds = kinds | {"media_gap"}
     near = [m for m in r.ctx.moments if m.kind in kinds and start <= m.at_secs <= end]
     if not near:
         return

@@ -26,10 +26,12 @@ first mood when it differed; "unknown" with the reason otherwise.
    the room's trend at the end when rising or falling.
 3. Room mood shifted (first mood to last).
 4. Notable moments (at most :data:`MAX_MOMENTS`), each with when (minutes:seconds since
-   the meeting started), who, and who was speaking.
+   the meeting started), who, and who was speaking. A ``media_gap`` (a participant's
+   media paused while the bot reconnected) is no moment of the meeting's mood: it is
+   said among the caveats (7).
 5. The longest silence, when at least :data:`SILENCE_NOTE_SECS`.
 6. A participant's expressed valence or arousal moving by at least :data:`AFFECT_MOVE`.
-7. The data-quality notes of the input, as caveats.
+7. The data-quality notes of the input, as caveats, then each media gap.
 8. Each participant's fused state that moved most (at least 0.2).
 
 **One suggestion**, the first rule that applies:
@@ -211,6 +213,14 @@ def moment_text(m: MomentInput) -> str:
             )
         case "joint_smiles":
             what = f"{who or f'{m.value:.0f} faces'} smiled at the same time"
+        case "media_gap":
+            # The connection paused, not the person: nothing was seen or heard, so who
+            # was speaking is unknown and the pause says nothing about engagement or mood.
+            whose = f"{who}'s" if who else "a participant's"
+            return (
+                f"At {clock(m.at_secs)} {whose} media paused for {m.value:.0f} s while the bot "
+                "reconnected; nothing was analysed in that time."
+            )
         case _:
             what = m.kind.replace("_", " ")
     speaking = f"while {names(m.speaking)} spoke" if m.speaking else "while nobody was speaking"
@@ -244,7 +254,7 @@ def changes(inp: SummaryInput) -> list[str]:
         )
     if room.mood_start and room.mood_end and room.mood_start != room.mood_end:
         out.append(f"Room mood shifted from {room.mood_start} to {room.mood_end}.")
-    moments = room.moments
+    moments = [m for m in room.moments if m.kind != "media_gap"]
     out.extend(moment_text(m) for m in moments[:MAX_MOMENTS])
     if len(moments) > MAX_MOMENTS:
         out.append(f"{len(moments) - MAX_MOMENTS} more notable moments.")
@@ -263,6 +273,7 @@ def changes(inp: SummaryInput) -> list[str]:
                     f"{p.alias}'s expressed {name} {way} from {s.start:+.2f} to {s.end:+.2f}."
                 )
     out.extend(f"Caveat: {note}." for note in inp.data_quality)
+    out.extend(f"Caveat: {moment_text(m)}" for m in room.moments if m.kind == "media_gap")
     for p in inp.participants:
         if p.changed_states:
             c = p.changed_states[0]

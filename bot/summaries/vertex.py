@@ -109,8 +109,10 @@ label fired, out of face_frames), nulls (why a figure is null); talk: talk_secs,
 of the window's talk, turns, meeting_share; voice_emotion: status of the voice model; \
 stale_pct: % of time the analysis failed. room: present, engagement, valence, arousal, \
 band, mood_start, mood_end, trend, trend_change, speech_secs, silence_secs, \
-longest_silence_secs and moments (at_secs, kind, participants, who was speaking, value). \
-data_quality: caveats about what could not be observed.
+longest_silence_secs and moments (at_secs, kind, participants, who was speaking, value; \
+kind media_gap: the participant's media paused for value seconds while the bot reconnected, \
+a gap in the data, never a sign of engagement or mood). data_quality: caveats about what \
+could not be observed.
 
 Readings are expressions, not feelings: write what faces and voices showed ("looked \
 engaged", "expressed little", "sounded energetic"); never claim what someone feels, \

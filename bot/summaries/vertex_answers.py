@@ -100,8 +100,9 @@ view); series: each reading per stretch, and face_in_view (share of the stretch)
 room: engagement, valence, arousal as above; silence_secs and longest_silence (start, \
 end; null: no voice analysed); series, and speaking_secs (who spoke how long in each \
 stretch). moments: notable moments (at_secs, kind, participants, who was speaking, \
-value). summaries: mood summaries written during the range. stride: n when only every \
-n-th stored state was read.
+value; kind media_gap: the participant's media paused for value seconds while the bot \
+reconnected, a gap in the data, never a sign of engagement or mood). summaries: mood \
+summaries written during the range. stride: n when only every n-th stored state was read.
 
 Rules. Answer only from these figures; never guess or add outside knowledge. If they \
 cannot answer the question (it asks for something not measured, such as what was said, \

@@ -407,6 +407,31 @@ class SummaryWindow:
         elif isinstance(event, NoticeEvent):
             self._notices.add(event.code)
 
+    def forget(self, participant_id: str, name: str) -> None:
+        """A participant withdrew: nothing about them goes into a summary from now on.
+
+        Their figures leave the window; the moments about only them go, and they are
+        taken out of the others. Their pseudonym now reveals as ``name`` (never their own).
+        """
+        self._people.pop(participant_id, None)
+        alias = self._aliases.get(participant_id)
+        if alias is None:
+            return
+        self._names[alias] = (participant_id, name)
+        kept = []
+        for m in self._room.moments:
+            if alias in m.participants and len(m.participants) == 1:
+                continue
+            kept.append(
+                m.model_copy(
+                    update={
+                        "participants": [a for a in m.participants if a != alias],
+                        "speaking": [a for a in m.speaking if a != alias],
+                    }
+                )
+            )
+        self._room.moments = kept
+
     def _add_room(self, r: RoomState) -> None:
         start = self._begin(r.ts)
         room = self._room

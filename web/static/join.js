@@ -1,7 +1,10 @@
 // join.js: the participant page. Shows the notice first and touches the camera and microphone
 // only after "I agree — join"; then streams them to the meetmood server over WebRTC
 // (POST /api/meetings/{id}/participants with the SDP offer) and lets the participant leave at
-// any time, which stops every track, closes the connection and tells the server.
+// any time, which stops every track, closes the connection and tells the server. "Leave and
+// delete my data" (or "Delete my data" after leaving) also has the server delete everything
+// stored about them (DELETE /api/meetings/{id}/participants/{pid}, token in the body). When the
+// connection drops, the page asks whether the host ended the meeting (410) and says so.
 "use strict";
 
 (() => {
@@ -19,6 +22,9 @@
   const selfView = document.getElementById("self-view");
   const mediaNote = document.getElementById("media-note");
   const leaveBtn = document.getElementById("leave");
+  const withdrawBtn = document.getElementById("withdraw");
+  const afterLeave = document.getElementById("after-leave");
+  const deleteDataBtn = document.getElementById("delete-data");
   const statusEl = document.getElementById("status");
 
   const ICE_GATHER_CAP_MS = 5000;
@@ -59,6 +65,15 @@
 
   function leaveUrl() {
     return `${apiBase}/${encodeURIComponent(app.participantId)}/leave`;
+  }
+
+  function participantUrl() {
+    return `${apiBase}/${encodeURIComponent(app.participantId)}`;
+  }
+
+  // Once connected, the participant can have their data deleted even after leaving.
+  function offerDeletion() {
+    afterLeave.hidden = !(app.participantId && participantToken);
   }
 
   function showForm(show) {
@@ -103,11 +118,54 @@
     callSection.hidden = true;
     form.hidden = true;
     setStatus("You left. Analysis stopped.", "done");
+    offerDeletion();
     // Tell the server first, then close the connection (after the answer, or 2 s at most), so
     // that the server records a deliberate leave rather than a lost connection.
     const told = sendLeave(false);
     const cap = new Promise((resolve) => setTimeout(resolve, 2000));
     Promise.race([told, cap]).then(closePc, closePc);
+  }
+
+  // Leave (if still here) and have the server delete everything stored about this participant.
+  async function withdraw() {
+    if (!app.participantId || !participantToken || app.state === "withdrawn") return;
+    leaving = true;
+    stopTracks();
+    setState("withdrawing");
+    callSection.hidden = true;
+    form.hidden = true;
+    afterLeave.hidden = true;
+    deleteDataBtn.disabled = true;
+    setStatus("Leaving and deleting your data…");
+    let message = "";
+    try {
+      const res = await fetch(participantUrl(), {
+        method: "DELETE",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token: participantToken }),
+        keepalive: true,
+      });
+      if (res.status !== 204) {
+        const data = await res.json().catch(() => null);
+        message = data && data.error && typeof data.error.message === "string"
+          ? data.error.message : `HTTP ${res.status}`;
+      }
+    } catch (e) {
+      message = "the meeting server could not be reached";
+    }
+    deleteDataBtn.disabled = false;
+    if (message) {
+      sendLeave(false).then(closePc, closePc); // at least leave
+      setState("left");
+      offerDeletion();
+      setStatus(`You left, but your data could not be deleted (${message}). Try again, or ` +
+                "ask the host to delete it.", "error");
+      return;
+    }
+    leaveSent = true; // the server ended this participant with the deletion
+    closePc();
+    setState("withdrawn");
+    setStatus("You left, and everything stored about you in this meeting was deleted.", "done");
   }
 
   // Stop everything after an error; the form comes back so the participant may try again.
@@ -118,6 +176,7 @@
     setState("failed");
     showForm(true);
     setStatus(message, "error");
+    offerDeletion();
   }
 
   function mediaErrorMessage(err) {
@@ -207,6 +266,27 @@
     return data;
   }
 
+  // A lost connection may mean that the host ended the meeting: its join page then answers 410.
+  async function meetingHasEnded() {
+    try {
+      const res = await fetch(location.href, { method: "HEAD", cache: "no-store" });
+      return res.status === 410;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function stopAfterLoss(ended) {
+    stopTracks();
+    closePc();
+    sendLeave(false);
+    setState(ended ? "ended" : "failed");
+    callSection.hidden = true;
+    if (ended) setStatus("The host ended this meeting. Analysis stopped.", "done");
+    else setStatus("Connection lost. Analysis stopped. Reload the page to join again.", "error");
+    offerDeletion();
+  }
+
   function onConnectionState(pc) {
     if (pc !== app.pc || leaving) return;
     switch (pc.connectionState) {
@@ -222,14 +302,15 @@
       case "disconnected":
         setState("connecting");
         setStatus("Connection lost — trying to reconnect…", "warn");
+        meetingHasEnded().then((ended) => {
+          if (ended && pc === app.pc && app.state === "connecting" && !leaving) stopAfterLoss(true);
+        });
         break;
       case "failed":
-        stopTracks();
-        closePc();
-        sendLeave(false);
-        setState("failed");
-        callSection.hidden = true;
-        setStatus("Connection lost. Analysis stopped. Reload the page to join again.", "error");
+        stopAfterLoss(false);
+        meetingHasEnded().then((ended) => {
+          if (ended && app.state === "failed") stopAfterLoss(true);
+        });
         break;
       default:
         break; // "closed": we closed it ourselves
@@ -242,6 +323,7 @@
     app.participantId = null;
     app.pc = null;
     participantToken = null;
+    afterLeave.hidden = true;
     setState("connecting");
     showForm(false);
     setStatus("Asking for your camera and microphone…");
@@ -306,9 +388,13 @@
   });
 
   leaveBtn.addEventListener("click", leave);
+  withdrawBtn.addEventListener("click", withdraw);
+  deleteDataBtn.addEventListener("click", withdraw);
 
   window.addEventListener("pagehide", () => {
-    if (app.state === "left" || app.state === "idle" || app.state === "declined") return;
+    if (["left", "idle", "declined", "withdrawing", "withdrawn", "ended"].includes(app.state)) {
+      return;
+    }
     leaving = true;
     stopTracks();
     sendLeave(true); // queued before the connection closes

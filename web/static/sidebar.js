@@ -1,7 +1,9 @@
 // sidebar.js: the host's live engagement sidebar. Keeps a WebSocket to
-// /api/meetings/{id}/ws?token=… open (reconnecting with 1 s → 15 s backoff), rebuilds from each
+// /api/meetings/{id}/ws open (authorised by the host cookie; reconnecting with 1 s → 15 s backoff), rebuilds from each
 // snapshot, and renders:
 //  - meeting notices (deduplicated by code),
+//  - "End meeting" and "Delete meeting and its data"; a participant who withdraws (leaves and
+//    has their data deleted) loses their card, moments and summary lines at once,
 //  - mood summaries, newest first, with a "Summarize now" button and the active summarizer,
 //  - "Ask about the meeting": a question box whose answers (with the time range they looked
 //    at and who answered) go beneath it, newest first,
@@ -12,6 +14,8 @@
 //    full card: engagement with its components and what moved, valence and arousal with their
 //    sources, the fused basic expressions, face and voice readings, an engagement timeline, and
 //    every other state of the server's registry in collapsible tables.
+// The bots the host invited are bots.js's: `bot` messages and the snapshot's `bots` reach it as
+// "meetmood:bot" / "meetmood:bots" events on #sidebar.
 // Which states exist, their groups, labels and definitions come from the server (`definitions`
 // in the snapshot): nothing here lists them. Above COMPACT_AFTER participants the list shows
 // compact rows (each expands into its card); a toggle overrides that.
@@ -26,6 +30,8 @@
 
   const DASH = "—";
   const BACKOFF_MIN_MS = 1000;
+  // Close code of a socket over the server's limit of sidebars for one meeting.
+  const TOO_MANY_SIDEBARS = 4429;
   const BACKOFF_MAX_MS = 15000;
   const GOOD_CONNECTION_MS = 5000; // a connection that lasted this long resets the backoff
   const OFFLINE_AFTER_FAILURES = 3;
@@ -58,13 +64,14 @@
   const TREND_GLYPHS = { rising: "↗", falling: "↘", steady: "→" };
   const MOMENT_GLYPHS = {
     engagement_drop: "▼", engagement_rise: "▲", long_silence: "…", joint_smiles: "☺",
+    media_gap: "‖",
   };
   // Timeline series: the lead reading dark and thick, its components in Okabe–Ito colours.
   const SERIES_COLORS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00"];
   const LEAD_COLOR = "#1f2328";
   const MOMENT_COLORS = {
     engagement_drop: "#b35900", engagement_rise: "#1a7f37", long_silence: "#6e7781",
-    joint_smiles: "#bf8700",
+    joint_smiles: "#bf8700", media_gap: "#8250df",
   };
   // Talk-share colours per participant (Paul Tol's "muted" set) with a readable text colour.
   const PARTY_COLORS = [
@@ -79,7 +86,6 @@
   };
 
   const meetingId = root.dataset.meetingId || "";
-  const hostToken = root.dataset.hostToken || "";
   let historySecs = Number(root.dataset.historySecs) || 300;
 
   const listEl = document.getElementById("people");
@@ -1794,12 +1800,18 @@
         return `${who || "Someone"} silent for ${span(m.value)} while others spoke`;
       case "joint_smiles":
         return `${who || `${Math.round(m.value)} faces`} smiled at the same time`;
+      case "media_gap":
+        // The bot lost the stream and got it back: a pause in the media, not in the person.
+        return `${who ? `${who}'s` : "A participant's"} media paused ` +
+          `${isNum(m.value) && m.value < 1 ? "under a second" : span(m.value)} (reconnecting)`;
       default:
         return String(m.kind || "moment").replace(/_/g, " ");
     }
   }
 
-  function speakingText(ids) {
+  function speakingText(ids, kind) {
+    // Nothing was heard during a media gap: who spoke then is unknown, not "no one".
+    if (kind === "media_gap") return "";
     return Array.isArray(ids) && ids.length ? `while ${namesOf(ids)} spoke` : "no one speaking";
   }
 
@@ -1825,7 +1837,7 @@
     }
     // Moments, newest first: rebuilt only when the list (or a name in it) changes.
     const shown = moments.slice(-MOMENTS_SHOWN).reverse();
-    const texts = shown.map((m) => [m, momentText(m), speakingText(m.speaking)]);
+    const texts = shown.map((m) => [m, momentText(m), speakingText(m.speaking, m.kind)]);
     const key = texts.map(([m, a, b]) => `${m.ts}\u0000${a}\u0000${b}`).join("\u0001");
     if (key !== strip.momentsKey) {
       strip.momentsKey = key;
@@ -2052,7 +2064,6 @@
     try {
       const resp = await fetch(`/api/meetings/${encodeURIComponent(meetingId)}/summaries`, {
         method: "POST",
-        headers: { Authorization: `Bearer ${hostToken}` },
       });
       const body = await resp.json().catch(() => null);
       if (!resp.ok || !body) {
@@ -2069,7 +2080,7 @@
     }
   });
 
-  // ---------- meeting report downloads (the host token goes in a header, never a link) ----------
+  // ---------- meeting report downloads (authorised by the host cookie, never a token in a link) ----------
   const reportStatus = document.getElementById("report-status");
   const reportButtons = Array.from(document.querySelectorAll("[data-report-format]"));
 
@@ -2085,7 +2096,6 @@
     try {
       const resp = await fetch(
         `/api/meetings/${encodeURIComponent(meetingId)}/report?format=${encodeURIComponent(format)}`,
-        { headers: { Authorization: `Bearer ${hostToken}` } },
       );
       if (!resp.ok) {
         const body = await resp.json().catch(() => null);
@@ -2113,6 +2123,110 @@
 
   reportButtons.forEach((b) => {
     b.addEventListener("click", () => downloadReport(b.dataset.reportFormat, b));
+  });
+
+  // ---------- ending and deleting the meeting (authorised by the host cookie) ----------
+  const endBtn = document.getElementById("end-meeting");
+  const deleteBtn = document.getElementById("delete-meeting");
+  const meetingStatus = document.getElementById("meeting-status");
+  let ended = null; // null while the meeting runs; "ended" or "deleted" after
+  let withdrawals = 0;
+
+  function removeParticipant(id) {
+    const p = people.get(id);
+    if (!p) return;
+    dropCard(p);
+    if (p.item) p.item.remove();
+    people.delete(id);
+    delete exposed.participants[id];
+    listDirty = true;
+  }
+
+  // A participant withdrew: their cards, their moments and their lines of the summaries go.
+  function handleWithdrawn(msg) {
+    const ids = new Set((Array.isArray(msg.participant_ids) ? msg.participant_ids : []).map(String));
+    for (const id of ids) removeParticipant(id);
+    moments = moments
+      .filter((m) => !(Array.isArray(m.participants) && m.participants.length &&
+                       m.participants.every((id) => ids.has(String(id)))))
+      .map((m) => Object.assign({}, m, {
+        participants: (m.participants || []).filter((id) => !ids.has(String(id))),
+        speaking: (m.speaking || []).filter((id) => !ids.has(String(id))),
+      }));
+    exposed.moments = moments;
+    summaries = [];
+    for (const sm of Array.isArray(msg.summaries) ? msg.summaries : []) addSummary(sm);
+    renderSummaries();
+    withdrawals += 1;
+    const text = withdrawals === 1 ? "A participant left and had their data deleted."
+      : `${withdrawals} participants left and had their data deleted.`;
+    addNotice({ code: "participant_withdrawn", text });
+    announce(text);
+    roomDirty = true;
+    talkDirty = true;
+    chartsDue = true;
+  }
+
+  function meetingEnded(deleted) {
+    ended = deleted ? "deleted" : "ended";
+    exposed.ended = ended;
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    endBtn.disabled = true;
+    if (!deleted) {
+      setConn("ended", "Meeting ended");
+      setText(meetingStatus, "The meeting has ended: everyone was disconnected and the join " +
+              "link no longer works. The report stays available until the meeting is deleted.");
+      return;
+    }
+    deleteBtn.disabled = true;
+    setConn("ended", "Meeting deleted");
+    for (const id of Array.from(people.keys())) removeParticipant(id);
+    summaries = [];
+    renderSummaries();
+    moments = [];
+    exposed.moments = moments;
+    // Nothing of the meeting is left to show or download.
+    for (const section of root.querySelectorAll("section")) {
+      if (section.id !== "meeting-panel") section.hidden = true;
+    }
+    for (const b of endBtn.parentElement.querySelectorAll("button")) b.hidden = true;
+    setText(meetingStatus, "This meeting and everything stored about it were deleted.");
+    announce("Meeting deleted");
+  }
+
+  async function meetingRequest(method, path, doing) {
+    setText(meetingStatus, doing);
+    try {
+      const resp = await fetch(`/api/meetings/${encodeURIComponent(meetingId)}${path}`, { method });
+      if (resp.ok) return true;
+      const body = await resp.json().catch(() => null);
+      const why = body && body.error && body.error.message ? body.error.message : resp.statusText;
+      setText(meetingStatus, `Could not do it: ${why}`);
+    } catch (e) {
+      setText(meetingStatus, "Could not do it: no connection to the server.");
+    }
+    return false;
+  }
+
+  endBtn.addEventListener("click", async () => {
+    if (!window.confirm("End the meeting? Everyone is disconnected and the join link stops " +
+                        "working. The data stays for the report.")) return;
+    endBtn.disabled = true;
+    if (await meetingRequest("POST", "/end", "Ending the meeting…")) meetingEnded(false);
+    else if (!ended) endBtn.disabled = false;
+  });
+
+  deleteBtn.addEventListener("click", async () => {
+    if (!window.confirm("Delete the meeting and everything stored about it (participants, " +
+                        "scores, summaries)? This cannot be undone.")) return;
+    deleteBtn.disabled = true;
+    endBtn.disabled = true;
+    if (await meetingRequest("DELETE", "", "Deleting the meeting…")) meetingEnded(true);
+    else {
+      deleteBtn.disabled = false;
+      endBtn.disabled = !!ended;
+    }
   });
 
   // ---------- questions about the meeting: newest answer first (server text via textContent) ----------
@@ -2156,7 +2270,7 @@
     try {
       const resp = await fetch(`/api/meetings/${encodeURIComponent(meetingId)}/questions`, {
         method: "POST",
-        headers: { Authorization: `Bearer ${hostToken}`, "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ question }),
       });
       const body = await resp.json().catch(() => null);
@@ -2179,6 +2293,17 @@
   });
 
   // ---------- notices ----------
+  // Join attempts whose connection never came up are not people: only their number shows.
+  function showUnconnectedJoins(count) {
+    const n = Number(count);
+    exposed.unconnectedJoins = isFinite(n) && n > 0 ? n : 0;
+    if (!exposed.unconnectedJoins) return;
+    addNotice({
+      code: "unconnected_joins",
+      text: `${n} join attempt${n === 1 ? "" : "s"} did not connect (not shown as participants)`,
+    });
+  }
+
   function addNotice(n) {
     if (!n || typeof n !== "object" || n.code == null) return;
     const code = String(n.code);
@@ -2323,11 +2448,16 @@
     roomDirty = true;
     chartsDue = true;
     for (const n of Array.isArray(msg.notices) ? msg.notices : []) addNotice(n);
+    showUnconnectedJoins(msg.unconnected_joins);
+    root.dispatchEvent(new CustomEvent("meetmood:bots", {
+      detail: Array.isArray(msg.bots) ? msg.bots : [],
+    }));
     setSummarizer(msg.summarizer);
     summaries = [];
     for (const sm of Array.isArray(msg.summaries) ? msg.summaries : []) addSummary(sm);
     renderSummaries();
     sortKeysAt = -Infinity;
+    if (msg.meeting && msg.meeting.ended_at != null && !ended) meetingEnded(false);
   }
 
   function handleMessage(msg) {
@@ -2376,7 +2506,8 @@
         break;
       case "moment":
         if (addMoment(msg.moment)) {
-          announce(`${momentText(msg.moment)}, ${speakingText(msg.moment.speaking)}`);
+          const who = speakingText(msg.moment.speaking, msg.moment.kind);
+          announce(who ? `${momentText(msg.moment)}, ${who}` : momentText(msg.moment));
           chartsDue = true;
         }
         break;
@@ -2389,6 +2520,19 @@
       case "notice":
         addNotice(msg);
         return; // shown at once; rare
+      case "bot":
+        // The invite panel (bots.js) keeps the bots' list; it hears them from this socket.
+        root.dispatchEvent(new CustomEvent("meetmood:bot", { detail: msg.bot }));
+        return;
+      case "join_attempts":
+        showUnconnectedJoins(msg.unconnected);
+        return;
+      case "participant_withdrawn":
+        handleWithdrawn(msg);
+        break;
+      case "meeting_ended":
+        if (ended !== "deleted") meetingEnded(!!msg.deleted);
+        break;
       default:
         return; // unknown types are ignored
     }
@@ -2410,8 +2554,7 @@
 
   function wsUrl() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${proto}//${location.host}/api/meetings/${encodeURIComponent(meetingId)}/ws` +
-           `?token=${encodeURIComponent(hostToken)}`;
+    return `${proto}//${location.host}/api/meetings/${encodeURIComponent(meetingId)}/ws`;
   }
 
   function connect() {
@@ -2427,7 +2570,7 @@
       return;
     }
     ws = sock;
-    if (exposed.socketState !== "offline") {
+    if (exposed.socketState !== "offline" && exposed.socketState !== "refused") {
       setConn(failures ? "reconnecting" : "connecting", failures ? "Reconnecting…" : "Connecting…");
     }
     sock.addEventListener("open", () => {
@@ -2449,11 +2592,16 @@
       stats.handlerMs += dt;
       sample(stats.handlerSamples, dt);
     });
-    sock.addEventListener("close", () => {
+    sock.addEventListener("close", (ev) => {
       if (sock !== ws) return;
       ws = null;
+      if (ended) return; // the meeting is over: nothing to reconnect to
       if (gotSnapshot && Date.now() - openedAt >= GOOD_CONNECTION_MS) backoff = BACKOFF_MIN_MS;
       scheduleReconnect();
+      if (ev.code === TOO_MANY_SIDEBARS) {
+        // The server's limit of open sidebars for this meeting: say so instead of "offline".
+        setConn("refused", "Too many sidebars are open for this meeting — close one; retrying");
+      }
     });
     sock.addEventListener("error", () => { /* a close event follows */ });
   }

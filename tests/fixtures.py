@@ -1,0 +1,275 @@
+"""Fixtures shared by the test files (loaded by conftest.py as a pytest plugin).
+
+- Isolation between tests: the root logger and ``os.environ`` are put back after each
+  test, and each test starts with no analyzer loaded in the inference worker module, so
+  no test passes because of what an earlier one left behind.
+- Each test is of one kind, ``unit``, ``model`` or ``e2e`` (its closest marker), and
+  ``unit`` is enforced: a unit test that loads a model fails (see
+  :func:`_unit_tests_load_no_model`), so ``pytest -m unit`` stays a fast, model-free loop.
+- Real pieces several files need: headless Chromium (Debian's), the astronaut photo and
+  a two-face frame made from it, scripts loaded by path, a network that refuses to
+  connect, and the face analyzer loaded once per session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+from bot.bench_sidebar import CHROMIUM_ARGS, CHROMIUM_PATHS
+from tests.media import astronaut as load_astronaut
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
+    from analyzers.face.emotion import FaceEmotionAnalyzer
+    from tests.janus_server import JanusServer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Debian's Chromium, else ``chromium`` on the PATH (the path tried first is named in
+#: the error when neither exists).
+CHROMIUM = next(
+    (p for p in (*CHROMIUM_PATHS, shutil.which("chromium") or "") if p and os.path.exists(p)),
+    CHROMIUM_PATHS[0],
+)
+
+
+# -- what kind of test: unit, model or e2e ------------------------------------------------
+
+KINDS = ("unit", "model", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The closest ``unit``/``model``/``e2e`` marker wins: a parameter's, the test's, its module's.
+
+    A module marked ``unit`` can then hold a test marked ``model``, and ``-m unit`` (which
+    sees every marker up the chain) still leaves that test out: each test carries its
+    kind itself, and nothing else carries one.
+    """
+    kinds: dict[pytest.Item, pytest.Mark] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        marks = [*(callspec.marks if callspec else ()), *item.iter_markers()]
+        closest = next((m for m in marks if m.name in KINDS), None)
+        if closest is not None:
+            kinds[item] = closest
+    for item in items:
+        for node in item.listchain():
+            node.own_markers[:] = [m for m in node.own_markers if m.name not in KINDS]
+    for item, mark in kinds.items():
+        item.add_marker(getattr(pytest.mark, mark.name)(*mark.args, **mark.kwargs))
+
+
+# -- isolation between tests --------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    # The CLI's main() installs its own stderr handler and level on the root logger.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    # Code under test may set variables for its process (DeepFace's home, for one).
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_inference_workers() -> None:
+    # Thread-mode pools share analyzers._worker with this process: a model one test
+    # loaded (or found unavailable) would otherwise be reused by the next.
+    worker = sys.modules.get("analyzers._worker")
+    if worker is not None:
+        with worker._lock:
+            worker._loaded.clear()
+            worker._unavailable.clear()
+            worker._params.clear()
+
+
+class ModelLoadInUnitTest(AssertionError):
+    """A test marked ``unit`` tried to load a model.
+
+    An AssertionError, so the loaders' own handling of OSError and ValueError lets it through.
+    """
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_load_no_model(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Under the ``unit`` marker every model loader raises, and the test fails.
+
+    The loaders are the ones the project's models go through: ``torch.load`` (the
+    mini-Xception and MediaPipe weights, DeepFace's), ``torch.jit.load`` and onnxruntime
+    (silero VAD), OpenCV's cascade (the Haar detector) and transformers'
+    ``from_pretrained`` (speech emotion). transformers is heavy to import, so it is
+    patched only when already imported; importing its model code during a unit test
+    fails the test too.
+    """
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    import cv2
+    import onnxruntime
+    import torch
+
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def load(*args: object, **kwargs: object) -> Any:
+            attempts.append(what)
+            raise ModelLoadInUnitTest(f"{what} in a test marked unit; mark it model or e2e")
+
+        return load
+
+    monkeypatch.setattr(torch, "load", refuse("torch.load"))
+    monkeypatch.setattr(torch.jit, "load", refuse("torch.jit.load"))
+    monkeypatch.setattr(cv2, "CascadeClassifier", refuse("cv2.CascadeClassifier"))
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse("onnxruntime"))
+    transformers_models = "transformers.modeling_utils"
+    had_transformers = transformers_models in sys.modules
+    if had_transformers:
+        pretrained = sys.modules[transformers_models].PreTrainedModel
+        monkeypatch.setattr(
+            pretrained, "from_pretrained", classmethod(refuse("transformers from_pretrained"))
+        )
+    yield
+    if not had_transformers and transformers_models in sys.modules:
+        attempts.append("import of transformers' model code")
+    assert not attempts, f"a unit test loaded a model: {attempts}; mark it model or e2e"
+
+
+# -- real pieces --------------------------------------------------------------------------
+
+
+#: Chromium flags for a fake camera and microphone used without a prompt, WebRTC on
+#: loopback with plain host candidates (no mDNS names), and no QUIC traffic of its own.
+FAKE_MEDIA_ARGS = (
+    "--disable-quic",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+)
+
+
+@asynccontextmanager
+async def chromium(*extra_args: str) -> AsyncIterator[Browser]:
+    """Headless Chromium with the bench's flags (no GPU, no own traffic) and ``extra_args``."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium (see :func:`chromium`), closed after the test."""
+    async with chromium() as b:
+        yield b
+
+
+@cache
+def _astronaut() -> np.ndarray:
+    image = load_astronaut()
+    assert image.shape == (512, 512, 3) and image.dtype == np.uint8
+    return image
+
+
+@pytest.fixture(scope="module")
+def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
+    """A real Janus VideoRoom server (Debian's janus) on loopback, for one test module."""
+    from tests.janus_server import JanusServer, remove_ifb
+
+    server = JanusServer(tmp_path_factory.mktemp("janus"))
+    server.start()
+    yield server
+    server.stop()
+    remove_ifb()
+
+
+@pytest.fixture
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut, 512x512 RGB; each test gets its own copy to change."""
+    return _astronaut().copy()
+
+
+@pytest.fixture
+def two_faces(astronaut: np.ndarray) -> np.ndarray:
+    """1024x512 RGB: the astronaut (face about 97 px) beside a 3/4-size copy on black."""
+    import cv2
+
+    small = cv2.resize(astronaut, (384, 384), interpolation=cv2.INTER_AREA)
+    right = np.zeros_like(astronaut)
+    right[:384, :384] = small
+    return np.ascontiguousarray(np.concatenate([astronaut, right], axis=1))
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (scripts/ is not a package)."""
+    path = REPO_ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Every socket connect fails, as offline, and is recorded; any attempt fails the test.
+
+    Yields the list of addresses tried, for the test to look at.
+    """
+    connects: list[object] = []
+
+    def no_connect(sock: socket.socket, address: object) -> None:
+        connects.append(address)
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    yield connects
+    assert connects == []
+
+
+@pytest.fixture(scope="session")
+def face_analyzer() -> FaceEmotionAnalyzer:
+    """The default face analyzer (MediaPipe landmarks, mini-Xception) on the CPU, loaded once.
+
+    Safe to share: ``analyze`` keeps no state between calls (tracking lives in the
+    sessions), and tests that hook its network remove the hook.
+    """
+    from analyzers.face.emotion import FaceEmotionAnalyzer, FaceEmotionParams
+
+    return FaceEmotionAnalyzer.load(FaceEmotionParams(device="cpu"))

@@ -1,0 +1,160 @@
+"""Inference workers in real processes: a hung one is replaced, and none outlives the server.
+
+- A worker stopped with SIGSTOP answers nothing: after ``restart_after_timeouts`` (2)
+  timeouts one after another it is killed and a new one serves requests; callers that
+  gave up leave the batcher's queue.
+- ``kill -9`` of a real ``meetmood serve`` (process-mode inference) takes its workers
+  and multiprocessing's resource tracker with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analyzers.face.emotion import FaceEmotionParams
+from analyzers.types import FaceAnalysis, VideoSample
+from bot.inference import InferencePool
+from tests.media import face_frame_rgb
+
+
+def process_state(pid: int) -> str | None:
+    """The process's state letter from /proc (``Z``: exited, not yet reaped), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def running(pid: int) -> bool:
+    return process_state(pid) not in (None, "Z")
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every process below ``pid``: its id -> its command line."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found[int(entry.name)] = cmdline
+    for child in list(found):
+        found.update(descendants(child))
+    return found
+
+
+async def wait_until_gone(pids: list[int], secs: float) -> list[int]:
+    """Wait up to ``secs`` for the processes to end; returns those still running."""
+    for _ in range(int(secs / 0.05)):  # /proc has nothing to wait on: poll it
+        if not any(running(p) for p in pids):
+            break
+        await asyncio.sleep(0.05)
+    return [p for p in pids if running(p)]
+
+
+@pytest.mark.model
+async def test_a_stopped_worker_is_killed_and_replaced() -> None:
+    params = FaceEmotionParams(device="cpu", detector="haar").model_dump()
+    pool = InferencePool({"face_emotion": params}, workers=1, mode="process")
+    await pool.start()
+    sample = VideoSample("p1", 0.0, face_frame_rgb())
+    (old,) = pool.worker_pids()
+    try:
+        first = await pool.run_batched("face_emotion", sample, timeout_secs=60)
+        assert isinstance(first, FaceAnalysis) and first.faces
+
+        os.kill(old, signal.SIGSTOP)
+        # Eight participants' frames: one batch goes to the stopped worker, the rest wait
+        # for it. All give up, and leave the queue; waiting together, they count once.
+        calls = [pool.run_batched("face_emotion", sample, timeout_secs=0.3) for _ in range(8)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, TimeoutError) for r in results), results
+        assert pool.queued() == 0
+        assert pool.worker_pids() == [old]
+        # The next frame times out too: two in a row with no answer, the worker is hung.
+        async with asyncio.timeout(90):  # this caller waits while the workers restart
+            with pytest.raises(TimeoutError):
+                await pool.run_batched("face_emotion", sample, timeout_secs=0.3)
+
+        async with asyncio.timeout(90):
+            again = await pool.run_batched("face_emotion", sample, timeout_secs=60)
+        assert isinstance(again, FaceAnalysis) and again.faces
+        (new,) = pool.worker_pids()
+        assert new != old
+        assert await wait_until_gone([old], 10) == []
+        assert pool.queued() == 0
+    finally:
+        if running(old):
+            os.kill(old, signal.SIGKILL)
+        await pool.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("loopback_only")
+async def test_workers_and_resource_tracker_end_when_the_server_is_killed(
+    tmp_path: Path,
+) -> None:
+    env = dict(os.environ)
+    env.update(
+        {
+            "MEETMOOD_SERVER__PORT": "0",
+            "MEETMOOD_STORAGE__DATABASE": str(tmp_path / "kill.sqlite3"),
+            "MEETMOOD_INFERENCE__MODE": "process",
+            "MEETMOOD_ANALYZERS__ENABLED": '["face_emotion", "voice_emotion"]',
+            "MEETMOOD_ANALYZERS__FACE_EMOTION__DEVICE": "cpu",
+            "MEETMOOD_ANALYZERS__FACE_EMOTION__DETECTOR": "haar",
+            # No such model: its worker starts, finds it unavailable and stays up.
+            "MEETMOOD_ANALYZERS__VOICE_EMOTION__MODEL": str(tmp_path / "no-model"),
+            "MEETMOOD_ANALYZERS__VOICE_EMOTION__LOCAL_FILES_ONLY": "true",
+            "MEETMOOD_ANALYZERS__VOICE_EMOTION__DEVICE": "cpu",
+        }
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    children: dict[int, str] = {}
+    try:
+        lines: list[str] = []
+        async with asyncio.timeout(90):
+            while not any(re.search(r"running at http://\S+/ ", line) for line in lines):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "server did not start:\n" + "".join(lines)
+                lines.append(line)
+        # The server waits for each pool's worker to load before it says it runs.
+        children = descendants(proc.pid)
+        workers = [p for p, cmd in children.items() if "spawn_main" in cmd]
+        trackers = [p for p, cmd in children.items() if "resource_tracker" in cmd]
+        assert len(workers) == 2 and len(trackers) == 1, children
+
+        proc.kill()
+        # Not proc.wait(): it also waits for the output pipe, which live workers hold.
+        assert await wait_until_gone([proc.pid, *children], 10) == []
+    finally:
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
