@@ -159,7 +159,7 @@ class Bots:
         settings = self.manager.settings
         meeting = await self.manager.live(meeting_id)
         if meeting.closing or meeting.record.ended_at is not None:
-            from bot.meeting import MeetingEnded
+            from bot.meeting import MeetingEnded  # bot.meeting imports this module
 
             raise MeetingEnded(meeting_id)
         host = _MeetingHost(meeting)
@@ -191,7 +191,9 @@ class Bots:
             await asyncio.wait_for(runner.wait_joined(), JOIN_TIMEOUT_SECS)
         except TimeoutError:
             await self._stop(bot)
-            raise BotError("janus", "the bot could not join within 30 s") from None
+            raise BotError(
+                "unreachable", f"the bot could not join within {JOIN_TIMEOUT_SECS:.0f} s"
+            ) from None
         if runner.state == "failed":
             raise BotError(runner.failure_key, runner.detail)
         log.info("bot joined", extra={"meeting": meeting_id, "bot": bot_id, "kind": request.kind})
