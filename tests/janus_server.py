@@ -10,7 +10,6 @@ join the VideoRoom and publish real tracks.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -133,11 +132,6 @@ _DISABLED_PLUGINS = ",".join(
 )
 
 
-def janus_available() -> bool:
-    """Whether Debian's Janus is installed."""
-    return shutil.which("janus") is not None and LIBDIR.is_dir()
-
-
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
@@ -221,25 +215,46 @@ class JanusServer:
             self.proc = None
 
 
-class Publisher:
-    """A test participant publishing real tracks into a VideoRoom through the Janus API."""
+class _JanusClient:
+    """A test client of the Janus API with one peer connection; :meth:`leave` ends both."""
 
-    def __init__(self, url: str, display: str, tracks: list[MediaStreamTrack], room: int = ROOM):
+    def __init__(self, url: str, room: int) -> None:
         self.url = url
-        self.display = display
-        self.tracks = tracks
         self.room = room
         self.http: aiohttp.ClientSession | None = None
         self.session: JanusSession | None = None
         self.pc: RTCPeerConnection | None = None
+
+    async def _connect(self) -> JanusSession:
+        self.http = aiohttp.ClientSession()
+        self.session = await JanusSession.connect(self.url, self.http)
+        return self.session
+
+    async def leave(self) -> None:
+        """Hang up and end the Janus session."""
+        if self.pc is not None:
+            await self.pc.close()
+        if self.session is not None:
+            await self.session.close()
+        if self.http is not None:
+            await self.http.close()
+        self.pc = self.session = self.http = None
+
+
+class Publisher(_JanusClient):
+    """A test participant publishing real tracks into a VideoRoom through the Janus API."""
+
+    def __init__(self, url: str, display: str, tracks: list[MediaStreamTrack], room: int = ROOM):
+        super().__init__(url, room)
+        self.display = display
+        self.tracks = tracks
         self.feed_id: Any = None
 
     async def publish(self, video_codec: str | None = None) -> None:
         """Join the room and publish; returns once Janus has answered."""
-        self.http = aiohttp.ClientSession()
-        self.session = await JanusSession.connect(self.url, self.http)
-        handle = await self.session.attach("janus.plugin.videoroom")
-        joined = await self.session.message(
+        session = await self._connect()
+        handle = await session.attach("janus.plugin.videoroom")
+        joined = await session.message(
             handle,
             {"request": "join", "ptype": "publisher", "room": self.room, "display": self.display},
         )
@@ -256,58 +271,34 @@ class Publisher:
                 )
         await self.pc.setLocalDescription(await self.pc.createOffer())
         assert self.pc.localDescription is not None
-        reply = await self.session.message(
+        reply = await session.message(
             handle,
             {"request": "publish", "audio": True, "video": True},
             {"type": "offer", "sdp": self.pc.localDescription.sdp, "trickle": False},
         )
         await self.pc.setRemoteDescription(RTCSessionDescription(**_answer(reply["jsep"])))
 
-    async def leave(self) -> None:
-        """Hang up and leave the room."""
-        if self.pc is not None:
-            await self.pc.close()
-        if self.session is not None:
-            await self.session.close()
-        if self.http is not None:
-            await self.http.close()
-        self.pc = self.session = self.http = None
-
 
 def _answer(jsep: dict[str, Any]) -> dict[str, str]:
     return {"sdp": jsep["sdp"], "type": jsep["type"]}
 
 
-async def wait_for(predicate: Any, secs: float = 20.0, step: float = 0.1) -> None:
-    """Wait until ``predicate()`` is true."""
-    deadline = asyncio.get_running_loop().time() + secs
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(step)
-
-
-class TextRoomPerson:
+class TextRoomPerson(_JanusClient):
     """Someone in the room's text channel (Janus TextRoom over a data channel)."""
 
     def __init__(self, url: str, username: str, room: int = ROOM) -> None:
-        self.url = url
+        super().__init__(url, room)
         self.username = username
-        self.room = room
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.http: aiohttp.ClientSession | None = None
-        self.session: JanusSession | None = None
-        self.pc: RTCPeerConnection | None = None
 
     async def join(self) -> None:
         """Set up the data channel and join the text room."""
         import json
         import secrets
 
-        self.http = aiohttp.ClientSession()
-        self.session = await JanusSession.connect(self.url, self.http)
-        handle = await self.session.attach("janus.plugin.textroom")
-        offer = await self.session.message(handle, {"request": "setup"})
+        session = await self._connect()
+        handle = await session.attach("janus.plugin.textroom")
+        offer = await session.message(handle, {"request": "setup"})
         self.pc = RTCPeerConnection()
         await self.pc.setRemoteDescription(RTCSessionDescription(**_answer(offer["jsep"])))
         channel = self.pc.createDataChannel("JanusDataChannel")
@@ -316,7 +307,7 @@ class TextRoomPerson:
         channel.on("message", lambda m: self.messages.put_nowait(json.loads(m)))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         assert self.pc.localDescription is not None
-        await self.session.message(
+        await session.message(
             handle,
             {"request": "ack"},
             {"type": "answer", "sdp": self.pc.localDescription.sdp, "trickle": False},
@@ -343,12 +334,3 @@ class TextRoomPerson:
                     return data
 
         return await asyncio.wait_for(read(), secs)
-
-    async def leave(self) -> None:
-        """Close the data channel and the session."""
-        if self.pc is not None:
-            await self.pc.close()
-        if self.session is not None:
-            await self.session.close()
-        if self.http is not None:
-            await self.http.close()

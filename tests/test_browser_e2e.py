@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +25,8 @@ from playwright.async_api import Browser
 from analyzers.voice.synth import espeak_speech
 from bot.bench_sidebar import wait_for_js
 from tests.fixtures import FAKE_MEDIA_ARGS, chromium
-from tests.isolation import server_env
 from tests.media import write_wav, write_y4m
+from tests.served import serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
 
@@ -45,54 +43,23 @@ class Server:
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     """A real ``meetmood serve`` on a free loopback port."""
     # This run's environment (empty model caches) and these settings, no developer's
-    # MEETMOOD_* ones. Inference in worker processes, as users run it.
-    env = server_env(
-        {
-            "MEETMOOD_SERVER__PORT": "0",
-            "MEETMOOD_STORAGE__DATABASE": str(tmp_path / "e2e.sqlite3"),
-            "MEETMOOD_WEBRTC__ICE_ADDRESSES": '["127.0.0.1"]',
-            "MEETMOOD_WEBRTC__DROP_MDNS_CANDIDATES": "true",
-            "MEETMOOD_ANALYZERS__FACE_EMOTION__DEVICE": "cpu",
-            "MEETMOOD_INFERENCE__MODE": "process",
-        }
+    # MEETMOOD_* ones. Inference in worker processes and private ICE candidates refused,
+    # as users run it.
+    served = await serve(
+        tmp_path / "e2e.sqlite3",
+        **{
+            "analyzers.face_emotion.device": "cpu",
+            "inference.mode": "process",
+            "limits.allow_private_candidates": False,
+        },
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    url = admin = None
-    lines = []
     try:
-        async with asyncio.timeout(60):
-            while admin is None:
-                line = (await proc.stdout.readline()).decode()
-                if not line:
-                    break
-                lines.append(line)
-                if m := re.search(r"running at (http://\S+?)/ ", line):
-                    url = m.group(1)
-                if m := re.match(r"admin token: (\S+)$", line):
-                    admin = m.group(1)  # printed once, at first start
-        assert url and admin, "server did not start:\n" + "".join(lines)
-        drain = asyncio.create_task(proc.stdout.read())
-        yield Server(url, {"Authorization": f"Bearer {admin}"})
+        admin = (await served.line_matching(r"^admin token: (\S+)$")).group(1)  # first start
+        yield Server(served.url, {"Authorization": f"Bearer {admin}"})
     finally:
-        if proc.returncode is None:
-            proc.send_signal(2)  # Ctrl-C: the clean shutdown path
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-    out = await drain
-    assert proc.returncode == 0, out.decode()[-3000:]
-    assert b"stopped" in out
+        code = await served.stop()  # SIGINT: Ctrl-C, the clean shutdown path
+    assert code == 0, served.output[-3000:]
+    assert "stopped" in served.output
 
 
 @pytest.fixture

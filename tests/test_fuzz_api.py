@@ -53,7 +53,7 @@ from schemathesis.checks import (
 )
 
 from tests.conftest import ADMIN, ADMIN_TOKEN, make_settings, only_loopback
-from tests.isolation import server_env
+from tests.served import settings_env
 from web.app import STATIC_DIR
 from web.openapi import OPERATIONS, document
 
@@ -125,14 +125,6 @@ def create_meeting(url: str) -> Meeting:
     return Meeting(data["id"], data["host_token"], data["join_url"].split("token=")[1])
 
 
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
-    return str(value)
-
-
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,9 +143,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "recordings.upload_dir": str(tmp / "uploads"),
     }
     make_settings(tmp, **values)  # writes the admin token beside the database
-    env = server_env(
-        {"MEETMOOD_" + k.upper().replace(".", "__"): _env_value(v) for k, v in values.items()}
-    )
+    env = settings_env(values)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve"],
         env=env,

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 
 from analyzers.voice.bench import save_tiny_emotion_model
 from analyzers.voice.synth import espeak_speech
 from bot.settings import Settings
 from tests.conftest import ADMIN, make_settings
 from tests.media import ImageVideoTrack, SpeechAudioTrack, face_frame_rgb
+from tests.served import join_peer
 from web.app import create_app
 from web.keys import MANAGER
 
@@ -34,21 +35,8 @@ def host_auth(meeting: dict[str, Any]) -> dict[str, str]:
 async def join(
     client: TestClient, meeting: dict[str, Any], pc: RTCPeerConnection, name: str = "Ada"
 ) -> dict[str, Any]:
-    await pc.setLocalDescription(await pc.createOffer())
     token = meeting["join_url"].split("token=")[1]
-    resp = await client.post(
-        f"/api/meetings/{meeting['id']}/participants",
-        json={
-            "token": token,
-            "display_name": name,
-            "consent": True,
-            "offer": {"sdp": pc.localDescription.sdp, "type": "offer"},
-        },
-    )
-    body = await resp.json()
-    assert resp.status == 201, body
-    await pc.setRemoteDescription(RTCSessionDescription(**body["answer"]))
-    return body
+    return await join_peer(client, f"/api/meetings/{meeting['id']}/participants", token, pc, name)
 
 
 async def next_event(ws: Any, kind: str, wait_secs: float = 20.0, **match: Any) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from aiohttp.test_utils import TestClient
 
 from bot.settings import Settings
 from tests.conftest import ADMIN, make_settings
-from tests.isolation import server_env
 from tests.janus_server import (
     PIN,
     PIN_ROOM,
@@ -32,6 +31,7 @@ from tests.janus_server import (
 )
 from tests.media import ImageVideoTrack, SpeechAudioTrack, face_frame_rgb, make_tone
 from tests.remote import events_until, face_state_of, invite, joined_named
+from tests.served import settings_env
 from web.app import create_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("loopback_only")]
@@ -185,13 +185,13 @@ async def test_a_room_without_text_channel_tells_the_host(
 
 
 async def _run_cli(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
-    env = server_env(
+    env = settings_env(
         {
-            "MEETMOOD_SERVER__PORT": "0",
-            "MEETMOOD_STORAGE__DATABASE": str(tmp_path / "cli.sqlite3"),
-            "MEETMOOD_WEBRTC__ICE_ADDRESSES": '["127.0.0.1"]',
-            "MEETMOOD_INFERENCE__MODE": "thread",
-            "MEETMOOD_ANALYZERS__ENABLED": "[]",
+            "server.port": 0,
+            "storage.database": str(tmp_path / "cli.sqlite3"),
+            "webrtc.ice_addresses": ["127.0.0.1"],
+            "inference.mode": "thread",
+            "analyzers.enabled": [],
         }
     )
     return await asyncio.create_subprocess_exec(

@@ -14,10 +14,8 @@ import contextlib
 import os
 import re
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ import aiohttp
 import aioice.ice
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from playwright.async_api import Browser
 
 from bot.bench_sidebar import wait_for_js
@@ -34,21 +32,13 @@ from bot.sources.browser import restrict_host_addresses
 from bot.store import MeetingRecord, Store
 from bot.types import NoticeEvent
 from tests.conftest import make_settings
-from tests.isolation import server_env
 from tests.media import ImageVideoTrack, TrackSource, face_frame_rgb
+from tests.served import LOOPBACK, join_peer, serve
 from web.app import create_app
 from web.keys import MANAGER
 
 #: Real peers or servers over loopback (the sidebar queue's test is a unit test).
 e2e = pytest.mark.usefixtures("loopback_only")
-
-#: What every server here runs with besides its database: loopback ICE, quick flushes.
-LOOPBACK = {
-    "webrtc.ice_addresses": ["127.0.0.1"],
-    "webrtc.drop_mdns_candidates": True,
-    "limits.allow_private_candidates": True,  # the test peers offer 127.0.0.1
-    "storage.flush_interval_secs": 0.1,
-}
 
 
 @pytest.fixture(autouse=True)
@@ -63,79 +53,6 @@ def loopback_peers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- a real `meetmood serve` ----------------------------------------------------------------
-
-
-@dataclass
-class Served:
-    """A ``meetmood serve`` child process and everything it printed (stdout and stderr)."""
-
-    proc: asyncio.subprocess.Process
-    url: str
-    lines: list[str] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    async def stop(self, sig: int = signal.SIGINT) -> int:
-        """Send ``sig`` (SIGINT: the clean shutdown, as Ctrl-C), wait, return the exit status."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            self.proc.kill()
-            code = await self.proc.wait()
-        if self.reader is not None:
-            await asyncio.wait_for(self.reader, 10)
-        return code
-
-
-async def serve(database: Path, **settings: Any) -> Served:
-    """Start ``python -m bot serve`` on a free loopback port with the database and settings."""
-    values = {**LOOPBACK, "server.port": 0, "storage.database": str(database), **settings}
-    env = server_env(
-        {
-            "MEETMOOD_" + key.upper().replace(".", "__"): _env_value(value)
-            for key, value in values.items()
-        }
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    served = Served(proc, "")
-    async with asyncio.timeout(60):
-        while not served.url:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise AssertionError("the server did not start:\n" + served.output)
-            served.lines.append(line)
-            if m := re.search(r"running at (http://\S+?)/ ", line):
-                served.url = m.group(1)
-
-    async def read_rest() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            served.lines.append(raw.decode())
-
-    served.reader = asyncio.create_task(read_rest())
-    return served
-
-
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
-    return str(value)
 
 
 async def create_meeting(database: Path, name: str = "Lifecycle") -> tuple[MeetingRecord, str]:
@@ -169,22 +86,9 @@ async def join(
     *,
     answer: bool = True,
 ) -> dict[str, Any]:
-    """Join as a browser does (offer, consent); with ``answer`` the peer takes the answer."""
-    await pc.setLocalDescription(await pc.createOffer())
-    async with http.post(
-        f"{base}/api/meetings/{record.id}/participants",
-        json={
-            "token": record.join_token,
-            "display_name": name,
-            "consent": True,
-            "offer": {"sdp": pc.localDescription.sdp, "type": "offer"},
-        },
-    ) as resp:
-        body = await resp.json()
-        assert resp.status == 201, body
-    if answer:
-        await pc.setRemoteDescription(RTCSessionDescription(**body["answer"]))
-    return body
+    """Join ``record`` on the server at ``base`` (see :func:`tests.served.join_peer`)."""
+    url = f"{base}/api/meetings/{record.id}/participants"
+    return await join_peer(http, url, record.join_token, pc, name, answer=answer)
 
 
 async def until(predicate: Any, secs: float, what: str) -> None:

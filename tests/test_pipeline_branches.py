@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 
 from analyzers.face.emotion import FaceEmotionParams
 from analyzers.face.mediapipe.landmarker import FaceLandmarker
@@ -33,6 +33,7 @@ from tests.media import (
     face_frame_rgb,
     frame_from_rgb,
 )
+from tests.served import join_peer
 from tests.test_blinks_real_frames import eyes_shut
 from web.app import create_app
 from web.keys import MANAGER
@@ -204,19 +205,8 @@ async def test_calibration_completes_on_real_frames() -> None:
 async def join(
     client: TestClient, meeting_id: str, join_token: str, pc: RTCPeerConnection, name: str
 ) -> str:
-    await pc.setLocalDescription(await pc.createOffer())
-    resp = await client.post(
-        f"/api/meetings/{meeting_id}/participants",
-        json={
-            "token": join_token,
-            "display_name": name,
-            "consent": True,
-            "offer": {"sdp": pc.localDescription.sdp, "type": "offer"},
-        },
-    )
-    body = await resp.json()
-    assert resp.status == 201, body
-    await pc.setRemoteDescription(RTCSessionDescription(**body["answer"]))
+    url = f"/api/meetings/{meeting_id}/participants"
+    body = await join_peer(client, url, join_token, pc, name)
     participant_id: str = body["participant_id"]
     return participant_id
 

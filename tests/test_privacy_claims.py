@@ -27,14 +27,13 @@ from bot.store import Store
 from bot.types import ParticipantStateEvent
 from tests.conftest import make_settings
 from tests.media import ImageVideoTrack, SpeechAudioTrack, face_frame_rgb
+from tests.served import LOOPBACK, serve
 from tests.test_lifecycles import (
-    LOOPBACK,
     create_meeting,
     host,
     join,
     loopback_peers,  # noqa: F401  (an autouse fixture: this module's peers offer 127.0.0.1)
     running_app,
-    serve,
     until,
 )
 from web.keys import MANAGER

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from playwright.async_api import Browser, expect
 
 from bot.cli import main
@@ -43,6 +43,7 @@ from bot.types import (
 from tests.conftest import make_settings
 from tests.fixtures import FAKE_MEDIA_ARGS, chromium
 from tests.media import ImageVideoTrack, face_frame_rgb
+from tests.served import join_peer
 from web.app import create_app
 from web.keys import MANAGER
 
@@ -82,20 +83,8 @@ async def join(
     """A real aiortc peer joins through the API with a live video track."""
     pc = RTCPeerConnection()
     pc.addTrack(ImageVideoTrack(face_frame_rgb(160, 120), fps=10))
-    await pc.setLocalDescription(await pc.createOffer())
-    resp = await client.post(
-        f"/api/meetings/{record.id}/participants",
-        json={
-            "token": record.join_token,
-            "display_name": name,
-            "consent": True,
-            "offer": {"sdp": pc.localDescription.sdp, "type": "offer"},
-        },
-    )
-    body = await resp.json()
-    assert resp.status == 201, body
-    await pc.setRemoteDescription(RTCSessionDescription(**body["answer"]))
-    return pc, body
+    url = f"/api/meetings/{record.id}/participants"
+    return pc, await join_peer(client, url, record.join_token, pc, name)
 
 
 async def next_event(ws: Any, kind: str, wait_secs: float = 15.0, **match: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import google.oauth2.credentials
 import pytest
 from aiohttp import web
 
+from bot.backoff import backoff_secs
 from bot.fusion import FusionParams
 from bot.settings import SettingsError, SummarySettings, VertexSettings, load_settings
 from bot.sinks.summaries import SummarySink, summarizer_for
@@ -32,7 +33,6 @@ from bot.summaries.vertex import (
     SYSTEM_INSTRUCTION,
     CallLimit,
     VertexSummarizer,
-    backoff_secs,
     payload,
     payload_json,
 )

@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from analyzers.face.emotion import FaceEmotionParams
 from analyzers.types import FaceAnalysis, VideoSample
 from bot.inference import InferencePool
 from tests.media import face_frame_rgb
+from tests.served import serve
 
 
 def process_state(pid: int) -> str | None:
@@ -108,39 +106,23 @@ async def test_a_stopped_worker_is_killed_and_replaced() -> None:
 async def test_workers_and_resource_tracker_end_when_the_server_is_killed(
     tmp_path: Path,
 ) -> None:
-    env = dict(os.environ)
-    env.update(
-        {
-            "MEETMOOD_SERVER__PORT": "0",
-            "MEETMOOD_STORAGE__DATABASE": str(tmp_path / "kill.sqlite3"),
-            "MEETMOOD_INFERENCE__MODE": "process",
-            "MEETMOOD_ANALYZERS__ENABLED": '["face_emotion", "voice_emotion"]',
-            "MEETMOOD_ANALYZERS__FACE_EMOTION__DEVICE": "cpu",
-            "MEETMOOD_ANALYZERS__FACE_EMOTION__DETECTOR": "haar",
+    served = await serve(
+        tmp_path / "kill.sqlite3",
+        start_secs=90,
+        **{
+            "inference.mode": "process",
+            "analyzers.enabled": ["face_emotion", "voice_emotion"],
+            "analyzers.face_emotion.device": "cpu",
+            "analyzers.face_emotion.detector": "haar",
             # No such model: its worker starts, finds it unavailable and stays up.
-            "MEETMOOD_ANALYZERS__VOICE_EMOTION__MODEL": str(tmp_path / "no-model"),
-            "MEETMOOD_ANALYZERS__VOICE_EMOTION__LOCAL_FILES_ONLY": "true",
-            "MEETMOOD_ANALYZERS__VOICE_EMOTION__DEVICE": "cpu",
-        }
+            "analyzers.voice_emotion.model": str(tmp_path / "no-model"),
+            "analyzers.voice_emotion.local_files_only": True,
+            "analyzers.voice_emotion.device": "cpu",
+        },
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
+    proc = served.proc
     children: dict[int, str] = {}
     try:
-        lines: list[str] = []
-        async with asyncio.timeout(90):
-            while not any(re.search(r"running at http://\S+/ ", line) for line in lines):
-                line = (await proc.stdout.readline()).decode()
-                assert line, "server did not start:\n" + "".join(lines)
-                lines.append(line)
         # The server waits for each pool's worker to load before it says it runs.
         children = descendants(proc.pid)
         workers = [p for p, cmd in children.items() if "spawn_main" in cmd]
@@ -158,3 +140,5 @@ async def test_workers_and_resource_tracker_end_when_the_server_is_killed(
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+        assert served.reader is not None
+        served.reader.cancel()

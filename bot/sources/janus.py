@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 from aiortc import RTCPeerConnection
 
+from bot.backoff import backoff_secs
 from bot.settings import BotSettings, WebRTCSettings
 from bot.sources.janus_api import JanusError, JanusGone, JanusSession, JsonDict, check_url
 from bot.sources.janus_text import TextRoomNotice, post_notice
@@ -324,8 +325,8 @@ class JanusRoomBot:
             await asyncio.wait_for(self._stopped.wait(), secs)
 
     def _backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff, capped at ``reconnect_max_secs``."""
-        return random.uniform(0, min(self.settings.reconnect_max_secs, 0.5 * 2**attempt))
+        """Full-jitter exponential backoff from 1 s, capped at ``reconnect_max_secs``."""
+        return backoff_secs(attempt, 1.0, self.settings.reconnect_max_secs, random.random())
 
     async def _expire_loop(self) -> None:
         while True:

@@ -264,6 +264,16 @@ class JanusSession:
 
     # -- incoming ----------------------------------------------------------------------
 
+    def _receive(self, event: object) -> bool:
+        """Take one message from Janus; False once it says the session is gone."""
+        if not isinstance(event, dict):
+            return True
+        if event.get("janus") == "error" and _error_code(event) in SESSION_GONE_CODES:
+            self._set_lost("Janus no longer knows this session")
+            return False
+        self._dispatch(event)
+        return True
+
     def _dispatch(self, event: JsonDict) -> None:
         kind = event.get("janus")
         if kind == "keepalive" and "transaction" not in event:
@@ -300,12 +310,8 @@ class JanusSession:
                 self._set_lost(f"the Janus server stopped answering: {_why(e)}")
                 return
             for event in events if isinstance(events, list) else [events]:
-                if not isinstance(event, dict):
-                    continue
-                if event.get("janus") == "error" and _error_code(event) in SESSION_GONE_CODES:
-                    self._set_lost("Janus no longer knows this session")
+                if not self._receive(event):
                     return
-                self._dispatch(event)
 
     async def _read_socket(self) -> None:
         assert self._ws is not None
@@ -317,12 +323,8 @@ class JanusSession:
                     event = json.loads(msg.data)
                 except json.JSONDecodeError:
                     continue
-                if not isinstance(event, dict):
-                    continue
-                if event.get("janus") == "error" and _error_code(event) in SESSION_GONE_CODES:
-                    self._set_lost("Janus no longer knows this session")
+                if not self._receive(event):
                     return
-                self._dispatch(event)
         except asyncio.CancelledError:
             raise
         except (aiohttp.ClientError, OSError) as e:

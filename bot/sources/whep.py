@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from bot.backoff import backoff_secs
 from bot.settings import BotSettings, WebRTCSettings
 from bot.sources.browser import configuration
 from bot.sources.janus import BotError, BotState, RoomHost
@@ -153,8 +154,8 @@ class WhepBot:
                         self.host.left(self._participant_id)
                         return
                     attempt += 1
-                    delay = random.uniform(
-                        0, min(self.settings.reconnect_max_secs, 0.5 * 2**attempt)
+                    delay = backoff_secs(
+                        attempt, 1.0, self.settings.reconnect_max_secs, random.random()
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), delay)

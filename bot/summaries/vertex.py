@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from bot.backoff import backoff_secs
 from bot.settings import VertexSettings, validation_lines
 from bot.summaries.models import (
     InvalidOutput,
@@ -178,11 +179,6 @@ def parse_output(text: str | None, inp: SummaryInput) -> SummaryOutput:
         InvalidSummary: no text, not JSON, not the schema, or not a summary of ``inp``.
     """
     return validate_output(parse_json(text, SummaryOutput, InvalidSummary), inp)
-
-
-def backoff_secs(retry: int, initial_secs: float, max_secs: float, u: float) -> float:
-    """The wait before retry ``retry`` (1, 2, ...): full jitter, ``u`` uniform in [0, 1)."""
-    return u * min(max_secs, initial_secs * 2.0 ** (retry - 1))
 
 
 @dataclass(slots=True)
