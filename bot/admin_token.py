@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bot.settings import StorageSettings
-from bot.store import hash_token, token_bytes
+from bot.store import hash_token, tokens_equal
 
 FILE_NAME = "admin-token.sha256"
 #: What the browser's admin cookie proves knowledge of (see :func:`session_value`).
@@ -68,9 +68,7 @@ def read_admin_hash(path: Path) -> str | None:
 
 def admin_token_matches(stored_hash: str | None, token: str | None) -> bool:
     """Constant-time check of an admin token against the stored hash."""
-    if not stored_hash or not token:
-        return False
-    return hmac.compare_digest(hash_token(token).encode(), stored_hash.encode())
+    return bool(stored_hash and token) and tokens_equal(hash_token(str(token)), str(stored_hash))
 
 
 def session_value(stored_hash: str) -> str:
@@ -83,6 +81,4 @@ def session_value(stored_hash: str) -> str:
 
 def session_matches(stored_hash: str | None, value: str | None) -> bool:
     """Constant-time check of an admin cookie."""
-    if not stored_hash or not value:
-        return False
-    return hmac.compare_digest(token_bytes(value), session_value(stored_hash).encode())
+    return bool(stored_hash) and tokens_equal(value, session_value(str(stored_hash)))

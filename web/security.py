@@ -34,7 +34,7 @@ from bot.admin_token import (
     session_matches,
     session_value,
 )
-from bot.store import token_bytes
+from bot.store import token_bytes, tokens_equal
 from web.errors import api_error
 from web.keys import CSRF_KEY, SETTINGS
 
@@ -193,9 +193,9 @@ def remember_csrf(request: web.Request, response: web.StreamResponse, nonce: str
 def csrf_valid(request: web.Request, submitted: str | None) -> bool:
     """Whether a form (or upload script) came from one of our pages in this browser."""
     nonce = request.cookies.get(CSRF_COOKIE)
-    if not nonce or not submitted or not same_origin(request):
+    if not nonce or not same_origin(request):
         return False
-    return hmac.compare_digest(token_bytes(submitted), csrf_form_token(request, nonce).encode())
+    return tokens_equal(submitted, csrf_form_token(request, nonce))
 
 
 CSRF_MESSAGE = (
