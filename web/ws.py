@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import urlsplit
 from weakref import WeakSet
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -21,6 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.types import MeetingEndedEvent
 from web.errors import api_error
 from web.keys import MANAGER, SETTINGS, SIDEBAR_COUNTS, WEBSOCKETS
+from web.security import origin_allowed
 from web.views import host_meeting
 
 log = logging.getLogger(__name__)
@@ -28,18 +28,6 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECS = 20.0
 #: Close code for a sidebar over the meeting's socket limit (4000-4999: the application's).
 TOO_MANY_SIDEBARS = 4429
-
-
-def origin_allowed(request: web.Request) -> bool:
-    """Whether the Origin header (if any) names this server's host and port."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser (CLI tools, tests): the token is the check
-    try:
-        parts = urlsplit(origin)
-    except ValueError:  # "http://[::1": no origin at all, so not ours
-        return False
-    return bool(parts.netloc) and parts.netloc == request.host
 
 
 async def sidebar_ws(request: web.Request) -> web.WebSocketResponse:
