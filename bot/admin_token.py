@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bot.settings import StorageSettings
-from bot.store import hash_token, tokens_equal
+from bot.store import hash_token, hashed_token_matches, tokens_equal
 
 FILE_NAME = "admin-token.sha256"
 #: What the browser's admin cookie proves knowledge of (see :func:`session_value`).
@@ -68,7 +68,7 @@ def read_admin_hash(path: Path) -> str | None:
 
 def admin_token_matches(stored_hash: str | None, token: str | None) -> bool:
     """Constant-time check of an admin token against the stored hash."""
-    return bool(stored_hash and token) and tokens_equal(hash_token(str(token)), str(stored_hash))
+    return hashed_token_matches(token, stored_hash)
 
 
 def session_value(stored_hash: str) -> str:

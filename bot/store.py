@@ -303,6 +303,13 @@ def tokens_equal(given: str | None, expected: str) -> bool:
     return bool(given) and secrets.compare_digest(token_bytes(str(given)), token_bytes(expected))
 
 
+def hashed_token_matches(given: str | None, stored_sha256: str | None) -> bool:
+    """Constant-time check of a token from a request against the stored hash of the real one."""
+    if not given or not stored_sha256:
+        return False
+    return tokens_equal(hash_token(given), stored_sha256)
+
+
 def new_id(nbytes: int = 9) -> str:
     """A random URL-safe identifier that never starts with "-" (a CLI would read a flag)."""
     while True:
@@ -324,9 +331,7 @@ class MeetingRecord:
 
     def host_token_matches(self, token: str | None) -> bool:
         """Constant-time check of a host token."""
-        if not token:
-            return False
-        return tokens_equal(hash_token(token), self.host_token_sha256)
+        return hashed_token_matches(token, self.host_token_sha256)
 
     def join_token_matches(self, token: str | None) -> bool:
         """Constant-time check of a join token."""
@@ -709,7 +714,7 @@ class Store:
         stored = await self._call(self._participant_token, meeting_id, participant_id)
         if stored is None:
             return None
-        return bool(token) and tokens_equal(hash_token(str(token)), stored)
+        return hashed_token_matches(token, stored)
 
     def _participant_token(self, meeting_id: str, participant_id: str) -> str | None:
         row = self._db.execute(
