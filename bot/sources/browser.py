@@ -182,6 +182,26 @@ async def accept_offer(
     return pc, local
 
 
+async def wait_connection_lost(pc: RTCPeerConnection, connect_timeout_secs: float) -> str:
+    """Wait until ``pc`` fails or closes, or does not connect in time; returns its state."""
+    changed = asyncio.Event()
+    pc.on("connectionstatechange", changed.set)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + connect_timeout_secs
+    while True:
+        changed.clear()
+        state = pc.connectionState
+        if state in ("failed", "closed"):
+            return state
+        timeout = None if state == "connected" else deadline - loop.time()
+        if timeout is not None and timeout <= 0:
+            return "failed"
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            continue
+
+
 class BrowserSource:
     """A browser participant's peer connection as a media source. Event loop only.
 
@@ -257,26 +277,8 @@ class BrowserSource:
 
     async def wait_ended(self) -> LeaveReason:
         """Wait until the connection fails or closes, or never connects."""
-        pc = self.pc
-        changed = asyncio.Event()
-        pc.on("connectionstatechange", changed.set)
-        deadline = time.monotonic() + self.connect_timeout_secs
-        while True:
-            changed.clear()
-            state = pc.connectionState
-            if state == "failed":
-                return "failed"
-            if state == "closed":
-                return "disconnected"
-            timeout = None
-            if state != "connected":
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    return "failed"
-            try:
-                await asyncio.wait_for(changed.wait(), timeout)
-            except TimeoutError:
-                continue
+        state = await wait_connection_lost(self.pc, self.connect_timeout_secs)
+        return "disconnected" if state == "closed" else "failed"
 
     async def close(self) -> None:
         """Close the peer connection."""

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -35,6 +34,7 @@ from aiortc import RTCPeerConnection
 
 from bot.backoff import backoff_secs
 from bot.settings import BotSettings, WebRTCSettings
+from bot.sources.browser import wait_connection_lost
 from bot.sources.janus_api import JanusError, JanusGone, JanusSession, JsonDict, check_url
 from bot.sources.janus_text import TextRoomNotice, post_notice
 from bot.sources.relay import RelaySource
@@ -43,14 +43,12 @@ from bot.sources.subscribe import (
     audio_codec_supported,
     pacing_factory,
     video_codec_supported,
-    wait_connection_lost,
 )
 from bot.types import LeaveReason
 
 log = logging.getLogger(__name__)
 
 VIDEOROOM = "janus.plugin.videoroom"
-TEXTROOM = "janus.plugin.textroom"
 #: How long a subscription may take to connect.
 CONNECT_TIMEOUT_SECS = 20.0
 
@@ -563,8 +561,3 @@ class JanusRoomBot:
 
 def _stream_key(streams: list[JsonDict]) -> tuple[tuple[Any, Any, Any], ...]:
     return tuple(sorted((s.get("mid"), s.get("type"), s.get("codec")) for s in streams))
-
-
-def monotonic() -> float:
-    """Monotonic seconds (for tests)."""
-    return time.monotonic()

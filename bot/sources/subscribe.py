@@ -8,7 +8,6 @@ PCMA audio; a stream in another codec (VP9, AV1...) cannot be analysed, and
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Collection
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -60,26 +59,6 @@ async def answer_offer(
         raise ValueError(f"the server's offer could not be used: {type(e).__name__}: {e}") from e
     assert pc.localDescription is not None
     return pc, pc.localDescription.sdp
-
-
-async def wait_connection_lost(pc: RTCPeerConnection, connect_timeout_secs: float) -> str:
-    """Wait until ``pc`` fails or closes, or does not connect in time; returns its state."""
-    changed = asyncio.Event()
-    pc.on("connectionstatechange", changed.set)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + connect_timeout_secs
-    while True:
-        changed.clear()
-        state = pc.connectionState
-        if state in ("failed", "closed"):
-            return state
-        timeout = None if state == "connected" else deadline - loop.time()
-        if timeout is not None and timeout <= 0:
-            return "failed"
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            continue
 
 
 class CappedPacing:

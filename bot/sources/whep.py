@@ -29,10 +29,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bot.backoff import backoff_secs
 from bot.settings import BotSettings, WebRTCSettings
-from bot.sources.browser import configuration
+from bot.sources.browser import configuration, wait_connection_lost
 from bot.sources.janus import BotError, BotState, RoomHost
 from bot.sources.relay import RelaySource
-from bot.sources.subscribe import answer_offer, pacing_factory, wait_connection_lost
+from bot.sources.subscribe import answer_offer, pacing_factory
 
 log = logging.getLogger(__name__)
 
