@@ -136,6 +136,10 @@ class _Bot:
             participants=self.host.present,
         )
 
+    def publish(self) -> None:
+        """Tell the meeting's sidebars how the bot is doing."""
+        self.host.meeting.publish(BotEvent(bot=self.info()))
+
     @property
     def active(self) -> bool:
         return self.runner.state not in ("left", "failed")
@@ -182,7 +186,7 @@ class Bots:
             where = _public(url)
         bot = _Bot(bot_id, meeting_id, request.kind, where, runner, host)
         runner.on_state = lambda state, detail: self._changed(bot, state)
-        host.on_change = lambda: bot.host.meeting.publish(BotEvent(bot=bot.info()))
+        host.on_change = bot.publish
         bot.task = asyncio.create_task(runner.run(), name=f"bot.{bot_id}")
         bot.task.add_done_callback(lambda task: self._finished(bot, task))
         self._bots[bot_id] = bot
@@ -232,7 +236,7 @@ class Bots:
 
     def _changed(self, bot: _Bot, state: BotState) -> None:
         log.info("bot state", extra={"bot": bot.bot_id, "state": state})
-        bot.host.meeting.publish(BotEvent(bot=bot.info()))
+        bot.publish()
 
     def _finished(self, bot: _Bot, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
