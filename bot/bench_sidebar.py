@@ -107,7 +107,8 @@ async def wait_for_js(
 
     Playwright's ``wait_for_function`` evaluates its predicate with ``eval`` inside the
     page, which the pages' Content-Security-Policy (no 'unsafe-eval') refuses; a plain
-    ``evaluate`` comes from the browser's tools and is allowed.
+    ``evaluate`` comes from the browser's tools and is allowed. An expression that
+    throws counts as not yet true (a page still loading); the timeout names the error.
 
     Raises:
         playwright.async_api.TimeoutError: still falsy after ``timeout_ms`` milliseconds.
@@ -116,16 +117,19 @@ async def wait_for_js(
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     deadline = time.monotonic() + timeout_ms / 1000
+    last_error = ""
     while True:
         try:
             if value := await page.evaluate(expression, arg):
                 return value
         except PlaywrightError as e:
-            # The host link's page refreshes to the sidebar: ask the new page next time.
-            if "context was destroyed" not in e.message:
-                raise
+            # Not yet true: the host link's page is still refreshing to the sidebar (its
+            # context is destroyed, or the sidebar's script has not defined its names).
+            last_error = f" (last error: {e.message.splitlines()[0]})"
         if time.monotonic() >= deadline:
-            raise PlaywrightTimeout(f"{expression!r} still false after {timeout_ms:g} ms")
+            raise PlaywrightTimeout(
+                f"{expression!r} still false after {timeout_ms:g} ms{last_error}"
+            )
         await asyncio.sleep(0.05)
 
 
