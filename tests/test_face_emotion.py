@@ -21,6 +21,7 @@ from analyzers.face.emotion import (
     FaceEmotionParams,
     deepface_weights_path,
 )
+from analyzers.face.runtime import OnnxNet
 from analyzers.types import EMOTIONS, Emotion, FaceAnalysis, VideoSample
 from analyzers.voice.emotion import VoiceEmotionAnalyzer
 
@@ -54,17 +55,31 @@ def _dominant(probs: tuple[float, ...]) -> Emotion:
 
 
 class _ForwardCalls:
-    """Records the input shape of every forward call of a module."""
+    """Records the input shape of every forward call of a torch module or an ONNX graph."""
 
-    def __init__(self, module: torch.nn.Module) -> None:
+    def __init__(self, module: torch.nn.Module | OnnxNet) -> None:
         self.shapes: list[tuple[int, ...]] = []
-        self._handle = module.register_forward_hook(self._hook)
+        self._net: OnnxNet | None = None
+        if isinstance(module, OnnxNet):
+            # An ONNX Runtime session has no hooks: wrap this instance's run instead.
+            self._net, run = module, module.run
+
+            def recording_run(x: np.ndarray) -> list[np.ndarray]:
+                self.shapes.append(tuple(x.shape))
+                return run(x)
+
+            module.run = recording_run  # type: ignore[method-assign]
+        else:
+            self._handle = module.register_forward_hook(self._hook)
 
     def _hook(self, _module: torch.nn.Module, inputs: tuple[Any, ...], _out: Any) -> None:
         self.shapes.append(tuple(inputs[0].shape))
 
     def remove(self) -> None:
-        self._handle.remove()
+        if self._net is not None:
+            del self._net.run  # back to the class's method
+        else:
+            self._handle.remove()
 
 
 # astronaut, two_faces (the astronaut beside a 3/4-size copy) and offline: tests/fixtures.py.

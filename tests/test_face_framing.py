@@ -157,7 +157,11 @@ def test_an_already_framed_48px_crop_reaches_the_model_without_a_border() -> Non
 def test_classify_framed_equals_the_model_on_the_plain_resized_crop() -> None:
     import torch
 
-    analyzer = FaceEmotionAnalyzer.load(FaceEmotionParams(device="cpu", detector="haar"))
+    # The torch module is called directly below (the ONNX graph's agreement with it is
+    # tests/test_onnx_runtime.py's).
+    analyzer = FaceEmotionAnalyzer.load(
+        FaceEmotionParams(device="cpu", detector="haar", runtime="torch")
+    )
     rng = np.random.default_rng(1)
     crop = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)

@@ -424,8 +424,8 @@ def bench_faces(
         batch_sizes: Frames per call to measure.
         seconds: Least measured time per configuration.
         repeats: Least calls per configuration.
-        threads: torch and OpenCV threads for both paths; None keeps
-            ``params.torch_threads`` for torch and OpenCV's default.
+        threads: torch (and ONNX Runtime) and OpenCV threads for both paths; None
+            keeps ``params.torch_threads`` for torch and ONNX Runtime and OpenCV's default.
         with_deepface: Also time DeepFace and compare readings with its crops.
 
     Returns:
@@ -455,6 +455,7 @@ def bench_faces(
 
         result: dict[str, Any] = {
             "device": str(analyzer.device),
+            "runtime": analyzer.runtime,
             "torch_threads": torch.get_num_threads(),
             "opencv_threads": cv2.getNumThreads(),
             "detector": params.detector,
@@ -533,8 +534,8 @@ def format_face_bench(result: dict[str, Any]) -> str:
     """The bench result as a readable table."""
     lines = [
         f"face bench: detector {result['detector']}, model {result['model']}, "
-        f"device {result['device']}, torch threads {result['torch_threads']}, "
-        f"OpenCV threads {result['opencv_threads']}",
+        f"device {result['device']}, runtime {result['runtime']}, "
+        f"torch threads {result['torch_threads']}, OpenCV threads {result['opencv_threads']}",
         f"{result['distinct_frames']} distinct {result['frame_size'][0]}x"
         f"{result['frame_size'][1]} frames, {result['faces_per_frame_placed']:.2f} real faces "
         "per frame (astronaut + LFW)",

@@ -318,6 +318,7 @@ def bench_crowd(
         detect_ms, detect_calls = _median_ms(lambda: analyzer.analyze(sample), seconds, repeats)
         result: dict[str, Any] = {
             "device": str(analyzer.device),
+            "runtime": analyzer.runtime,
             "torch_threads": torch.get_num_threads(),
             "detector": params.detector,
             "model": params.model,
@@ -406,7 +407,11 @@ def _detector_ms(
     from analyzers.face.mediapipe.landmarker import FaceLandmarker
 
     landmarker = FaceLandmarker(
-        analyzer.device, max_faces=params.max_faces, min_face_px=params.min_face_px
+        analyzer.device,
+        max_faces=params.max_faces,
+        min_face_px=params.min_face_px,
+        runtime=analyzer.runtime,
+        threads=params.torch_threads,
     )
     ms, _ = _median_ms(lambda: landmarker.detect([image]), seconds, repeats)
     return ms
@@ -427,7 +432,8 @@ def format_crowd_bench(result: dict[str, Any]) -> str:
     width, height = result["frame_size"]
     lines = [
         f"crowd bench: detector {result['detector']}, model {result['model']}, "
-        f"device {result['device']}, torch threads {result['torch_threads']}",
+        f"device {result['device']}, runtime {result['runtime']}, "
+        f"threads {result['torch_threads']}",
         f"{width}x{height} frame, {result['faces_placed']} real faces of "
         f"{result['face_px'][0]}-{result['face_px'][1]} px"
         + (" (far camera: blurred, noisy, JPEG)" if result["far"] else "")

@@ -54,6 +54,12 @@ corner-to-corner bilinear warp as the other crops. MediaPipe's own face mesh
 only ever uses the short-range detector; the full-range one feeds the same ROI
 rule here (both give the same six keypoints).
 
+The networks run on torch (the default, on any device) or, on the CPU, on ONNX
+Runtime with the ``.onnx`` graphs exported from the same weights
+(``runtime="onnx"``; see :mod:`analyzers.face.runtime`): on the same crops the networks
+agree with torch's to about 1e-4 px; end to end, where a ROI moved by 1e-5 px can flip the
+rounding of a crop pixel, landmarks agree within 0.05 px (``tests/test_onnx_runtime.py``).
+
 Runs in an inference worker process (or a test thread). No asyncio; nothing
 from ``bot/`` or ``web/``. Not thread-safe: one caller per instance.
 """
@@ -69,6 +75,8 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
+
+from analyzers.face.runtime import OnnxNet, Runtime, RuntimePreference, onnx_path, select_runtime
 
 from . import blazeface, blazeface_full_range
 from . import roi as geometry
@@ -115,6 +123,9 @@ TILE_MAX_FACE_RATIO = 1.5
 #: On the CPU the detector runs its windows in chunks of this many: larger batches fall
 #: out of the cache (10 short-range windows, torch 1 thread, best of 20: 28 ms in chunks
 #: of 4, 33 ms in one batch, 53 ms one by one). Other devices run all windows in one batch.
+#: ONNX Runtime (1 thread) costs about the same per window from 1 to 8 and more at 32
+#: (CPU ms: 1.06 at 1, 1.14 at 8, 1.44 at 32), and the mesh and iris graphs likewise
+#: past the chunks below, so both runtimes use the same chunks.
 CPU_DETECTOR_BATCH = 4
 #: Face Mesh crops per forward pass on the CPU: from about 8 faces on, activations no
 #: longer fit in cache and a face costs more in a bigger batch (3.8 ms at 8, 6.5 at 32).
@@ -284,6 +295,25 @@ def _landmark_keypoints(landmarks: np.ndarray) -> np.ndarray:
     mouth = (pts[13] + pts[14]) / 2
     eyes = ((pts[33] + pts[133]) / 2, (pts[362] + pts[263]) / 2)
     return np.stack([eyes[0], eyes[1], pts[1], mouth, pts[234], pts[454]]).astype(np.float32)
+
+
+def to_input_array(crops: np.ndarray, *, signed: bool) -> np.ndarray:
+    """Turn uint8 NHWC crops into the float32 NCHW array an ONNX graph expects.
+
+    The same float32 arithmetic as :func:`to_input_tensor`, so both runtimes read
+    bit-identical inputs.
+
+    Args:
+        crops: ``(n, h, w, 3)`` uint8 RGB.
+        signed: ``True`` for [-1, 1] (the detector), ``False`` for [0, 1] (mesh, iris).
+    """
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+    if signed:
+        x /= 127.5
+        x -= 1.0
+    else:
+        x /= 255.0
+    return x
 
 
 def to_input_tensor(crops: np.ndarray, device: torch.device, *, signed: bool) -> torch.Tensor:
@@ -527,21 +557,82 @@ def _is_part_of(face: tuple[int, int, int, int], larger: tuple[int, int, int, in
     return abs(dx) < reach and abs(dy) < reach
 
 
+class LandmarkNet:
+    """One network of the landmarker on its runtime: a torch module, or its ONNX graph.
+
+    Built by :class:`FaceLandmarker`; runs where it does. With ``runtime="torch"`` the
+    state dict is loaded into ``build()`` on ``device`` (``channels_last`` on the CPU,
+    where oneDNN runs these depthwise-heavy nets 1.1-2x faster in NHWC; the inputs are
+    NHWC already, see :func:`to_input_tensor`). With ``"onnx"`` the ``.onnx`` file next
+    to the weights runs on ONNX Runtime's CPU provider with ``threads`` intra-op threads.
+
+    Args:
+        build: Makes the torch module.
+        weights: The ``.pt`` state dict (the ``.onnx`` graph has the same stem).
+        device: torch device (the CPU for ``"onnx"``).
+        runtime: ``"torch"`` or ``"onnx"``.
+        threads: ONNX Runtime intra-op threads (torch's are set by the caller).
+    """
+
+    def __init__(
+        self,
+        build: Callable[[], nn.Module],
+        weights: Path,
+        device: torch.device,
+        runtime: Runtime,
+        threads: int,
+    ) -> None:
+        self.runtime = runtime
+        self.device = device
+        self.module: nn.Module | None = None
+        self.onnx: OnnxNet | None = None
+        if runtime == "onnx":
+            self.onnx = OnnxNet(onnx_path(weights), threads)
+            return
+        module = build()
+        load_state_dict_file(module, weights, device)
+        if device.type == "cpu":
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.module = module
+
+    def __call__(self, crops: np.ndarray, *, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's two raw outputs for uint8 NHWC ``crops``, as tensors on ``device``.
+
+        Args:
+            crops: ``(n, s, s, 3)`` uint8 RGB.
+            signed: Input range: [-1, 1] (detectors) or [0, 1] (mesh, iris).
+        """
+        if self.onnx is not None:
+            first, second = self.onnx.run(to_input_array(crops, signed=signed))
+            return torch.from_numpy(first), torch.from_numpy(second)
+        assert self.module is not None
+        with torch.inference_mode():
+            a, b = self.module(to_input_tensor(crops, self.device, signed=signed))
+        return a, b
+
+
 class FaceLandmarker:
     """Face detection, 468/478-point landmarks and irises for batches of RGB frames.
 
-    Loads the shipped state dicts (one detector, mesh, iris) once and keeps the
-    models in ``eval()`` on ``device``; every forward pass runs under
-    ``torch.inference_mode()``. Frames of any size can be mixed in one call.
+    Loads the shipped networks (one detector, mesh, iris) once, as torch modules in
+    ``eval()`` on ``device`` (every forward pass under ``torch.inference_mode()``) or,
+    with ``runtime="onnx"``, as their ONNX graphs on ONNX Runtime's CPU provider (see
+    :class:`LandmarkNet`). Frames of any size can be mixed in one call.
     Each stage runs once per call for the whole batch: one detector pass for all
     windows of all frames (in chunks of :data:`CPU_DETECTOR_BATCH` on the CPU),
     one mesh pass for all candidate faces, one iris pass for all eyes.
 
     Runs in an inference worker process, one caller at a time. The caller owns
-    torch's thread settings (``torch.set_num_threads``).
+    torch's thread settings (``torch.set_num_threads``); ONNX Runtime's are ``threads``.
 
     Args:
         device: ``"cpu"``, ``"cuda"``, ``"mps"`` or a ``torch.device``.
+        runtime: ``"torch"`` (the default: the port as converted), ``"onnx"`` (ONNX
+            Runtime, CPU only; 1.4-4.5x less CPU per network input there) or ``"auto"``
+            (``"onnx"`` on the CPU, else torch; see
+            :func:`analyzers.face.runtime.select_runtime`).
+        threads: ONNX Runtime intra-op threads; ``None`` takes torch's current
+            setting (``torch.get_num_threads()``), so both runtimes use the same.
         detector_model: ``"short_range"`` (BlazeFace short range, 128 px input) or
             ``"full_range"`` (192 px, MediaPipe's detector for distant faces).
         min_face_px: Smallest face side, in frame pixels, to tile detection for (see
@@ -568,6 +659,8 @@ class FaceLandmarker:
         max_faces: int = MAX_FACES,
         with_iris: bool = True,
         weights_dir: Path | str = WEIGHTS_DIR,
+        runtime: RuntimePreference = "torch",
+        threads: int | None = None,
     ) -> None:
         if max_faces < 1:
             raise ValueError("max_faces must be at least 1")
@@ -576,6 +669,7 @@ class FaceLandmarker:
         if min_face_px is not None and min_face_px <= 0:
             raise ValueError("min_face_px must be positive (or None for no tiles)")
         self.device = torch.device(device)
+        self.runtime = select_runtime(runtime, self.device.type)
         self.detector_model = detector_model
         self.detector_spec = spec = DETECTORS[detector_model]
         self.min_face_px = min_face_px
@@ -583,20 +677,16 @@ class FaceLandmarker:
         self.min_presence = min_presence
         self.max_faces = max_faces
         self.weights_dir = weights = Path(weights_dir)
-        self.detector = spec.build()
-        load_state_dict_file(self.detector, weights / spec.weights, self.device)
-        self.mesh = FaceMesh()
-        load_state_dict_file(self.mesh, weights / FACE_MESH_WEIGHTS, self.device)
-        self.iris: IrisLandmark | None = None
-        if with_iris:
-            self.iris = IrisLandmark()
-            load_state_dict_file(self.iris, weights / IRIS_WEIGHTS, self.device)
-        if self.device.type == "cpu":
-            # oneDNN runs these depthwise-heavy nets 1.1-2x faster in NHWC on the CPU; the
-            # inputs are NHWC already (see to_input_tensor). GPUs keep torch's default layout.
-            for model in (self.detector, self.mesh, self.iris):
-                if model is not None:
-                    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        threads = torch.get_num_threads() if threads is None else threads
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+
+        def net(build: Callable[[], nn.Module], file: str) -> LandmarkNet:
+            return LandmarkNet(build, weights / file, self.device, self.runtime, threads)
+
+        self.detector = net(spec.build, spec.weights)
+        self.mesh = net(FaceMesh, FACE_MESH_WEIGHTS)
+        self.iris: LandmarkNet | None = net(IrisLandmark, IRIS_WEIGHTS) if with_iris else None
         anchors = ssd_anchors(
             spec.input_size,
             spec.anchor_strides,
@@ -755,8 +845,7 @@ class FaceLandmarker:
         decoded: list[RawDetections] = []
         with torch.inference_mode():
             for start in range(0, len(crops), chunk):
-                x = to_input_tensor(crops[start : start + chunk], self.device, signed=True)
-                regressors, logits = self.detector(x)
+                regressors, logits = self.detector(crops[start : start + chunk], signed=True)
                 # Decoding stays on the device; only candidates come back to the host.
                 decoded += decode_detections(
                     regressors, logits, self._anchors, self.min_score, float(size)
@@ -819,8 +908,7 @@ class FaceLandmarker:
             ``(regressors, logits)``: ``(n, a, 16)`` and ``(n, a)`` float32, a = 896
             (short range) or 2304 (full range).
         """
-        with torch.inference_mode():
-            regressors, logits = self.detector(to_input_tensor(crops, self.device, signed=True))
+        regressors, logits = self.detector(crops, signed=True)
         return regressors.float().cpu().numpy(), logits.float().cpu().numpy()
 
     def run_mesh(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -859,15 +947,13 @@ class FaceLandmarker:
         return contours, irises
 
     def _run_chunked(
-        self, net: torch.nn.Module, crops: np.ndarray, cpu_chunk: int
+        self, net: LandmarkNet, crops: np.ndarray, cpu_chunk: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run a two-output network over uint8 crops, in cache-sized chunks on the CPU."""
         chunk = cpu_chunk if self.device.type == "cpu" else max(1, len(crops))
         firsts, seconds = [], []
-        with torch.inference_mode():
-            for start in range(0, len(crops), chunk):
-                x = to_input_tensor(crops[start : start + chunk], self.device, signed=False)
-                a, b = net(x)
-                firsts.append(a.float().cpu().numpy())
-                seconds.append(b.float().cpu().numpy())
+        for start in range(0, len(crops), chunk):
+            a, b = net(crops[start : start + chunk], signed=False)
+            firsts.append(a.float().cpu().numpy())
+            seconds.append(b.float().cpu().numpy())
         return np.concatenate(firsts), np.concatenate(seconds)
