@@ -4,4 +4,6 @@ import sys
 
 from bot.cli import main
 
-sys.exit(main())
+# Guarded: a spawned child process imports this module again (as ``__mp_main__``).
+if __name__ == "__main__":
+    sys.exit(main())

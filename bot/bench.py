@@ -118,6 +118,7 @@ async def bench_pipeline(
     )
     manager = MeetingManager(settings, store=Store(Path(":memory:")))
     await manager.start()
+    await manager.models_loaded()  # the pipeline is measured, not the models' loading
     peers: list[RTCPeerConnection] = []
     image = bench_face_image()
     try:

@@ -232,6 +232,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipe.add_argument("--json", action="store_true", help="print JSON")
 
+    cap = bsub.add_parser(
+        "capacity",
+        help="a whole server under N live participants sent from separate processes: "
+        "analysis rate, frame-to-sidebar latency, CPU, memory, database writes",
+    )
+    _add_config_flags(cap)
+    cap.add_argument("--participants", type=_positive_int, default=49, help="participants (N)")
+    cap.add_argument("--seconds", type=_positive_float, default=30.0, help="measured duration")
+    cap.add_argument(
+        "--find-max",
+        action="store_true",
+        help="bisect for the largest N <= --participants that meets the targets",
+    )
+    cap.add_argument("--width", type=_positive_int, default=640, help="sent video width")
+    cap.add_argument("--height", type=_positive_int, default=480, help="sent video height")
+    cap.add_argument("--fps", type=_positive_float, default=15.0, help="sent video frame rate")
+    cap.add_argument(
+        "--warmup",
+        type=_non_negative_float,
+        default=15.0,
+        help="seconds after every participant's first state before measuring (the rates settle)",
+    )
+    cap.add_argument(
+        "--senders-per-process", type=_positive_int, default=7, help="peers per sender process"
+    )
+    cap.add_argument("--json", action="store_true", help="print JSON")
+
+    startup = bsub.add_parser(
+        "startup",
+        help="seconds from launching `meetmood serve` to its first HTTP answer and to its "
+        "models loaded, and from a participant's join to their first state",
+    )
+    _add_config_flags(startup)
+    startup.add_argument("--runs", type=_positive_int, default=3, help="launches (median)")
+    startup.add_argument("--json", action="store_true", help="print JSON")
+
     faces = bsub.add_parser(
         "faces",
         help="faces per second of detection + landmarks + emotion at several batch sizes, "
@@ -551,7 +587,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 async def start_server(
     settings: Settings, manager: MeetingManager | None = None
 ) -> tuple[Any, str]:
-    """Start the web server (models load, database opens); returns its runner and URL."""
+    """Start the web server (database opened, models loading); returns its runner and URL.
+
+    It answers at once: the models load in the background (``GET /healthz`` says when
+    they are loaded), and participants who join meanwhile wait for them.
+    """
     from aiohttp import web
 
     from web.access import PathOnlyAccessLogger, access_logger
@@ -567,7 +607,7 @@ async def start_server(
         access_log_class=PathOnlyAccessLogger,
         access_log=access_logger,
     )
-    await runner.setup()  # opens the database and loads the models
+    await runner.setup()  # opens the database; the models start loading in the background
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
     port = settings.server.port
@@ -942,7 +982,7 @@ async def _import_openface(settings: Settings, args: argparse.Namespace) -> int:
 
         app = create_app(settings)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()  # opens the database (and loads the enabled analyzers)
+        await runner.setup()  # opens the database (the enabled analyzers load meanwhile)
         try:
             site = web.TCPSite(runner, settings.server.host, settings.server.port)
             await site.start()
@@ -1037,6 +1077,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench_crowd_command(settings, args)
         if args.bench_command == "voice":
             return _bench_voice_command(args)
+        if args.bench_command == "capacity":
+            return _bench_capacity_command(settings, args)
+        if args.bench_command == "startup":
+            from bot.bench_startup import bench_startup, format_startup
+
+            startup = asyncio.run(bench_startup(args.runs, args.config, tuple(args.set)))
+            print(format_startup(startup, args.json))
+            return 0
         if args.bench_command == "sidebar":
             from bot.bench import format_figures
             from bot.bench_sidebar import bench_sidebar
@@ -1241,6 +1289,40 @@ def _eval_detect(params: FaceEmotionParams, args: argparse.Namespace) -> int:
                 report, "face detection eval", shown, verbose=args.verbose
             )
         )
+    return 0
+
+
+def _bench_capacity_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.bench import format_figures
+    from bot.bench_capacity import CapacityFigures, CapacityOptions, find_max, run_capacity
+
+    options = CapacityOptions(
+        seconds=args.seconds,
+        width=args.width // 2 * 2,
+        height=args.height // 2 * 2,
+        fps=args.fps,
+        warmup_secs=args.warmup,
+        senders_per_process=args.senders_per_process,
+        config=args.config,
+        sets=tuple(args.set),
+        voice_model=settings.analyzers.voice_emotion.model
+        if "voice_emotion" in settings.analyzers.enabled
+        else "",
+    )
+
+    def report(figures: CapacityFigures) -> None:
+        print(format_figures(figures, args.json), flush=True)
+        if not args.json:
+            print(flush=True)
+
+    try:
+        if args.find_max:
+            best, _ = asyncio.run(find_max(args.participants, options, report))
+            print(json.dumps({"max_participants": best}) if args.json else f"max N: {best}")
+        else:
+            report(asyncio.run(run_capacity(args.participants, options)))
+    except (OSError, RuntimeError) as e:
+        return fail(f"bench capacity: {e}")
     return 0
 
 

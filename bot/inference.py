@@ -3,7 +3,11 @@
 A ``ProcessPoolExecutor`` with the *spawn* start method (aiortc already runs
 threads, and forking a threaded process is unsafe), whose initializer loads
 every enabled analyzer once. ``start()`` waits until each worker has loaded its
-models, so a slow or failing load surfaces at start-up, never mid-meeting.
+models, so a slow or failing load surfaces at start-up, never mid-meeting. A server
+calls ``load()`` instead, in the background, so that it answers while the models load:
+meanwhile each analyzer's :meth:`~InferencePool.status` is ``starting``, sessions wait
+for it with :meth:`~InferencePool.wait_loaded`, and a load that fails marks the
+analyzer unavailable (logged once) instead of raising.
 A crashed worker breaks the whole pool; the pool is then rebuilt once per
 failure and the call that saw the crash fails (its participant goes stale for
 one tick). A hung worker (stopped, deadlocked) gives no such sign: when
@@ -36,6 +40,7 @@ from analyzers.base import AnalyzerUnavailable
 from analyzers.types import FaceAnalysis, VideoSample
 from analyzers.voice.audio import AudioChunk
 from analyzers.voice.emotion import VoiceEmotionResult
+from bot.types import AnalyzerStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +69,20 @@ class Inference(Protocol):
         """Whether analyzer ``name`` is enabled and its model loaded."""
         ...
 
+    def status(self, name: str) -> AnalyzerStatus:
+        """Whether analyzer ``name``'s model is loading, loaded, unavailable or not enabled."""
+        ...
+
+    async def wait_loaded(self, name: str) -> AnalyzerStatus:
+        """Wait while analyzer ``name``'s model loads; then its status."""
+        ...
+
     async def start(self) -> None:
         """Start the workers and load the models."""
+        ...
+
+    async def load(self) -> None:
+        """Start the workers and load the models; a failed load marks them unavailable."""
         ...
 
     async def run(self, name: str, sample: Any, timeout_secs: float) -> Any:
@@ -122,6 +139,10 @@ class InferencePool:
         self._timed_out_at = -math.inf
         #: Analyzer name -> why its model could not be loaded (filled by :meth:`start`).
         self.unavailable: dict[str, str] = {}
+        # True while start() or load() runs; _settled is set whenever neither does.
+        self._starting = False
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._batchers: dict[str, _Batcher] = {}
         #: Sizes of the batches sent by :meth:`run_batched` (for benchmarks).
         self.batch_sizes: list[int] = []
@@ -142,7 +163,50 @@ class InferencePool:
         )
 
     async def start(self) -> None:
-        """Start the workers and wait until every one has loaded its analyzers."""
+        """Start the workers and wait until every one has loaded its analyzers.
+
+        Raises:
+            Exception: whatever a failed load raised (see :meth:`load` for a server).
+        """
+        self._begin()
+        try:
+            await self._start_workers()
+        finally:
+            self._settle()
+
+    async def load(self) -> None:
+        """:meth:`start` for a server that already answers: a failed load does not raise.
+
+        Its analyzers are then unavailable, with the error as the reason, said once in the
+        log; calls for them raise :class:`AnalyzerUnavailable` at once.
+        """
+        self._begin()
+        try:
+            await self._start_workers()
+        except Exception as e:
+            reason = f"its model failed to load ({type(e).__name__}: {e})"
+            for name in self.specs:
+                self.unavailable.setdefault(name, reason)
+            log.error(
+                "analyzer failed to load",
+                exc_info=e,
+                extra={"analyzers": sorted(self.specs), "error": type(e).__name__},
+            )
+            executor, self._executor = self._executor, None
+            if executor is not None and self._owns_executor:
+                executor.shutdown(wait=False, cancel_futures=True)
+        finally:
+            self._settle()
+
+    def _begin(self) -> None:
+        self._starting = True
+        self._settled.clear()
+
+    def _settle(self) -> None:
+        self._starting = False
+        self._settled.set()
+
+    async def _start_workers(self) -> None:
         started = time.perf_counter()
         if self._executor is None:
             self._executor = self._new_executor()
@@ -171,7 +235,25 @@ class InferencePool:
 
     def available(self, name: str) -> bool:
         """Whether analyzer ``name`` is enabled and its model loaded."""
-        return name in self.specs and name not in self.unavailable
+        return self.status(name) == "ok"
+
+    def status(self, name: str) -> AnalyzerStatus:
+        """Whether analyzer ``name``'s model is loading, loaded, unavailable or not enabled.
+
+        ``starting`` while :meth:`start` or :meth:`load` runs (also while the workers
+        restart); a pool that was never started counts as loaded, as its calls decide.
+        """
+        if name not in self.specs:
+            return "disabled"
+        if name in self.unavailable:
+            return "unavailable"
+        return "starting" if self._starting else "ok"
+
+    async def wait_loaded(self, name: str) -> AnalyzerStatus:
+        """Wait while analyzer ``name``'s model loads; then its status."""
+        while self.status(name) == "starting":
+            await self._settled.wait()
+        return self.status(name)
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none in thread mode, or before :meth:`start`)."""
@@ -188,6 +270,7 @@ class InferencePool:
             TimeoutError: the call took longer than ``timeout_secs``.
             BrokenProcessPool: a worker died; the pool has been rebuilt for the next call.
         """
+        self._check_unavailable(name)
         if self._executor is None:
             raise RuntimeError("inference pool is not started")
         executor = self._executor
@@ -224,6 +307,7 @@ class InferencePool:
         return await batcher.run(sample, timeout_secs)
 
     async def _run_batch(self, name: str, samples: list[Any]) -> list[Any]:
+        self._check_unavailable(name)
         if self._executor is None:
             raise RuntimeError("inference pool is not started")
         executor = self._executor
@@ -243,6 +327,12 @@ class InferencePool:
         self.batch_sizes.append(len(samples))
         del self.batch_sizes[:-1000]
         return result
+
+    def _check_unavailable(self, name: str) -> None:
+        # Said once when found (start or load); a call only learns it from the exception.
+        reason = self.unavailable.get(name)
+        if reason is not None:
+            raise AnalyzerUnavailable(reason)
 
     async def _timed_out(self, sent_at: float) -> None:
         """Count a call sent at ``sent_at`` (loop time) that timed out; replace hung workers.
@@ -307,6 +397,12 @@ class _Batcher:
 
     At most ``pool.workers`` batches are in flight; requests that arrive meanwhile
     wait and leave together as the next batch (at most ``max_batch`` samples).
+
+    A caller that times out counts towards a hung worker (:meth:`InferencePool._timed_out`)
+    only if the workers have held a batch for as long as it waited without answering: one
+    still queued behind batches that do come back is waiting for a busy worker, not a hung
+    one (at a join burst, say), and restarting the workers would only stop all analysis
+    while the models load again.
     """
 
     def __init__(self, pool: InferencePool, name: str, max_batch: int) -> None:
@@ -315,7 +411,7 @@ class _Batcher:
         self._max_batch = max_batch
         # Waiting requests in arrival order: each caller's future -> its sample.
         self._pending: dict[asyncio.Future[Any], Any] = {}
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], float] = {}  # batch -> sent at (loop time)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -331,8 +427,12 @@ class _Batcher:
         try:
             return await asyncio.wait_for(future, timeout_secs)
         except TimeoutError:
-            self._pending.pop(future, None)
-            await self._pool._timed_out(sent_at)
+            if self._pending.pop(future, None) is None:
+                await self._pool._timed_out(sent_at)  # its batch was with a worker
+            else:
+                oldest = min(self._in_flight.values(), default=math.inf)
+                if loop.time() - oldest >= timeout_secs:
+                    await self._pool._timed_out(sent_at)
             raise
         finally:
             self._pending.pop(future, None)
@@ -346,11 +446,11 @@ class _Batcher:
             if not batch:
                 continue
             task = asyncio.create_task(self._call(batch), name=f"inference.{self._name}")
-            self._in_flight.add(task)
+            self._in_flight[task] = asyncio.get_running_loop().time()
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self._dispatch()
 
     async def _call(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
@@ -426,6 +526,16 @@ class AnalyzerPools:
         pool = self.pools.get(name)
         return pool is not None and pool.available(name)
 
+    def status(self, name: str) -> AnalyzerStatus:
+        """Whether analyzer ``name``'s model is loading, loaded, unavailable or not enabled."""
+        pool = self.pools.get(name)
+        return "disabled" if pool is None else pool.status(name)
+
+    async def wait_loaded(self, name: str) -> AnalyzerStatus:
+        """Wait while analyzer ``name``'s model loads; then its status."""
+        pool = self.pools.get(name)
+        return "disabled" if pool is None else await pool.wait_loaded(name)
+
     def _pool(self, name: str) -> InferencePool:
         pool = self.pools.get(name)
         if pool is None:
@@ -435,6 +545,10 @@ class AnalyzerPools:
     async def start(self) -> None:
         """Start every pool; each waits until its workers have loaded their analyzer."""
         await asyncio.gather(*(pool.start() for pool in self.pools.values()))
+
+    async def load(self) -> None:
+        """Start every pool with :meth:`InferencePool.load` (a failed load does not raise)."""
+        await asyncio.gather(*(pool.load() for pool in self.pools.values()))
 
     async def run(self, name: str, sample: Any, timeout_secs: float) -> Any:
         """Analyse one sample in analyzer ``name``'s pool (see :meth:`InferencePool.run`)."""
@@ -468,6 +582,15 @@ class FaceClient:
         self.pool = pool
         self.timeout_secs = timeout_secs
 
+    @property
+    def status(self) -> AnalyzerStatus:
+        """Whether the model is loading, loaded, unavailable or not enabled."""
+        return self.pool.status(self.name)
+
+    async def wait_loaded(self) -> AnalyzerStatus:
+        """Wait while the model loads (the server has just started); then its status."""
+        return await self.pool.wait_loaded(self.name)
+
     async def analyse(self, sample: VideoSample) -> FaceAnalysis:
         """Faces, landmarks and expressions of one frame."""
         result = await self.pool.run_batched(self.name, sample, self.timeout_secs)
@@ -491,11 +614,13 @@ class VoiceEmotionClient:
         self.timeout_secs = timeout_secs
 
     @property
-    def status(self) -> Literal["ok", "unavailable", "disabled"]:
-        """Whether the model runs (``ok``), failed to load, or is not enabled."""
-        if self.name not in self.pool.specs:
-            return "disabled"
-        return "ok" if self.pool.available(self.name) else "unavailable"
+    def status(self) -> AnalyzerStatus:
+        """Whether the model runs (``ok``), still loads, failed to load, or is not enabled."""
+        return self.pool.status(self.name)
+
+    async def wait_loaded(self) -> AnalyzerStatus:
+        """Wait while the model loads (the server has just started); then its status."""
+        return await self.pool.wait_loaded(self.name)
 
     async def classify(self, chunk: AudioChunk) -> VoiceEmotionResult:
         """The model's scores for one voiced piece of 1-4 s."""

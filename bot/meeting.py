@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from analyzers.face.track_state import preload as preload_face_tracking
 from analyzers.voice.talk import TalkSnapshot, TalkTracker
 from bot.admission import JoinAdmission, PendingSlot
 from bot.bots import Bots
@@ -39,6 +40,7 @@ from bot.fusion import Fused, fuse
 from bot.fusion.registry import definitions
 from bot.fusion.room import RoomFusion
 from bot.inference import AnalyzerPools, Inference
+from bot.load import LoadGovernor
 from bot.session import ParticipantSession
 from bot.settings import Settings
 from bot.sinks import Sink
@@ -46,7 +48,12 @@ from bot.sinks.live import LiveSink, Subscription
 from bot.sinks.store import StoreSink
 from bot.sinks.summaries import SummarySink
 from bot.sources import MediaSource
-from bot.sources.browser import BrowserSource, restrict_host_addresses
+from bot.sources.browser import (
+    BrowserSource,
+    restrict_host_addresses,
+    set_udp_receive_buffer,
+)
+from bot.sources.jitter import use_marker_jitter_buffer
 from bot.store import (
     ExpiredMeeting,
     MeetingRecord,
@@ -61,9 +68,11 @@ from bot.types import (
     JoinAttemptsEvent,
     LeaveReason,
     ListeningObservation,
+    LoadEvent,
     MeetingEndedEvent,
     MeetingEvent,
     MeetingRef,
+    ModelsEvent,
     MomentEvent,
     NoticeEvent,
     Observation,
@@ -200,6 +209,7 @@ class LiveMeeting:
         clock: Wall clock (meeting time).
         ticking: Tick once a second of wall time by itself; False when the caller
             calls :meth:`tick` on its own clock (an import running on media time).
+        load: The server's face-rate governor (live feeds only; ``None``: no cap).
     """
 
     def __init__(
@@ -211,8 +221,10 @@ class LiveMeeting:
         clock: Callable[[], float] = time.time,
         *,
         ticking: bool = True,
+        load: LoadGovernor | None = None,
     ) -> None:
         self.record = record
+        self.load = load
         self.settings = settings
         self.pool = pool
         self.clock = clock
@@ -294,6 +306,7 @@ class LiveMeeting:
             voice_emotion=settings.analyzers.voice_emotion,
             clock=source.clock,
             pacing=source.pacing,
+            load=self.load,
         )
         participant = LiveParticipant(record, token or secrets.token_urlsafe(18), session, source)
         self.participants[record.id] = participant
@@ -302,6 +315,10 @@ class LiveMeeting:
         if self._ticker is None and self.ticking:
             self._ticker = self._spawn(self._tick_loop(), f"meeting.tick.{self.record.id}")
         source.start(record.id, session.add_track, self.observe)
+        if self.load is not None:
+            self.load.sender_joined(record.id)
+            if isinstance(source, BrowserSource):
+                source.request(self.load.request)
         participant.watcher = self._spawn(self._watch(participant), f"source.watch.{record.id}")
         return participant
 
@@ -401,6 +418,8 @@ class LiveMeeting:
         await participant.source.close()
         pid = participant.record.id
         self.participants.pop(pid, None)
+        if self.load is not None:
+            self.load.sender_left(pid)
         if self.talk is not None:
             self.talk.left(pid, ts)
         for sub_id in participant.faces.values():
@@ -611,30 +630,117 @@ class MeetingManager:
             restart_after_timeouts=settings.inference.restart_after_timeouts,
         )
         self._live: dict[str, LiveMeeting] = {}
+        #: Set once the models are loaded (or known unavailable); see :meth:`start`.
+        self.models_ready = asyncio.Event()
+        self._models_task: asyncio.Task[None] | None = None
         #: The join limits: attempts per address, unconnected peers (see ``[limits]``).
         self.admission = JoinAdmission(settings.limits)
         #: Bots the hosts sent into meetings elsewhere (Janus rooms, WHEP streams).
         self.bots = Bots(self)
+        #: One face rate for every live feed, lowered evenly when the server is busy.
+        self.load = LoadGovernor(
+            settings.analyzers.face_emotion.fps,
+            settings.pipeline.latency_budget_ms,
+            settings.pipeline.min_face_fps,
+            video_budget_kbps=settings.webrtc.video_budget_kbps,
+        )
+        #: The last load report (sent to sidebars once a second).
+        self.last_load: LoadEvent | None = None
+        #: Report the load once a second (off only for benchmarks of the sidebar alone).
+        self.report_load = True
+        self._load_reporter: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store and load the models. Blocking work runs off the loop."""
+        """Open the store and start loading the models. Blocking work runs off the loop.
+
+        The models load in the background (:attr:`models_ready` is set when they are), so
+        that the server answers at once; participants who join meanwhile are analysed as
+        soon as their analyzer is loaded (see :class:`~bot.session.ParticipantSession`).
+        """
         if self.settings.webrtc.ice_addresses:
             restrict_host_addresses(self.settings.webrtc.ice_addresses)
+        set_udp_receive_buffer(self.settings.webrtc.udp_receive_buffer_kb * 1024)
+        use_marker_jitter_buffer()
         await self.store.open()
         closed = await self.store.close_dangling_participants()
         if closed:
             log.info("closed participants left open by an earlier run", extra={"count": closed})
-        await self.pool.start()
+        self._models_task = asyncio.create_task(self._load_models(), name="models.load")
+        if self.report_load:
+            self._load_reporter = asyncio.create_task(self._report_load(), name="load")
+
+    async def _report_load(self) -> None:
+        """Once a second: adjust the face rate and tell every live meeting's sidebars."""
+        while True:
+            await asyncio.sleep(1.0)
+            runs = sum(
+                p.session.stats().voice_emotion_runs
+                for meeting in self._live.values()
+                for p in meeting.participants.values()
+            )
+            report = self.load.control(runs)
+            self.last_load = report
+            for meeting in self._live.values():
+                if meeting.ticking and not meeting.closed:
+                    meeting.live.handle(report)
+                # Browsers are asked for no more video than the analysis can take now.
+                for p in meeting.participants.values():
+                    if isinstance(p.source, BrowserSource):
+                        p.source.request(self.load.request)
 
     async def close(self) -> None:
         """End every participant (sources closed, tasks cancelled), then stop and flush."""
+        if self._load_reporter is not None:
+            self._load_reporter.cancel()
+            await asyncio.gather(self._load_reporter, return_exceptions=True)
         await self.bots.close()
         for meeting in list(self._live.values()):
             await meeting.close("server_shutdown")
+        if self._models_task is not None:
+            self._models_task.cancel()
+            await asyncio.gather(self._models_task, return_exceptions=True)
         await self.pool.close()
         await self.store.close()
+
+    async def _load_models(self) -> None:
+        """Load the models while the server answers; then tell every live meeting's sidebars."""
+        started = time.perf_counter()
+        preloading: asyncio.Task[None] | None = None
+        if "face_emotion" in self.pool.specs:
+            # Face tracking's own imports, on a thread: the first frame need not wait for them.
+            preloading = asyncio.create_task(asyncio.to_thread(preload_face_tracking))
+        try:
+            await self.pool.load()
+            self.models_ready.set()
+            log.info(
+                "models ready",
+                extra={
+                    "secs": round(time.perf_counter() - started, 2),
+                    "unavailable": sorted(self.pool.unavailable),
+                },
+            )
+            # Notices first: once a sidebar hears "ready", it knows all there is to know.
+            notices, ready = self.notices(), self.models()
+            for meeting in list(self._live.values()):
+                for notice in notices:  # sidebars that connect later get them in the snapshot
+                    meeting.publish(notice)
+                meeting.publish(ready)
+        finally:
+            if preloading is not None:
+                await preloading  # an import cannot be stopped; it ends within a second
+
+    async def models_loaded(self) -> None:
+        """Wait until the models are loaded or known unavailable (after :meth:`start`)."""
+        await self.models_ready.wait()
+
+    def models(self) -> ModelsEvent:
+        """Whether the models are loaded, with each enabled analyzer's status."""
+        return ModelsEvent(
+            state="ready" if self.models_ready.is_set() else "starting",
+            analyzers={name: self.pool.status(name) for name in sorted(self.pool.specs)},
+        )
 
     # -- meetings ----------------------------------------------------------------
 
@@ -664,7 +770,7 @@ class MeetingManager:
             unconnected = await self.store.unconnected_joins(meeting_id)
             meeting = self._live.get(meeting_id)
             if meeting is None:
-                meeting = LiveMeeting(record, self.settings, self.store, self.pool)
+                meeting = LiveMeeting(record, self.settings, self.store, self.pool, load=self.load)
                 meeting.unconnected_joins = unconnected
                 self._live[meeting_id] = meeting
         return meeting
@@ -921,12 +1027,14 @@ class MeetingManager:
             moments=await self.store.moments(meeting_id, since),
             talk=talk_event(meeting.talk.snapshot(now)) if meeting.talk is not None else None,
             notices=self.notices(),
+            models=self.models(),
             summaries=await self.store.summaries(
                 meeting_id, limit=self.settings.summaries.sidebar_count
             ),
             summarizer=meeting.summaries.info,
             bots=self.bots.list(meeting_id),
             unconnected_joins=meeting.unconnected_joins,
+            load=self.last_load,
         )
 
     @contextlib.asynccontextmanager

@@ -85,6 +85,12 @@ class WebRTCSettings(_Section):
     ice_addresses: list[str] = []
     ice_servers: list[str] = []
     drop_mdns_candidates: bool = False
+    #: Ask browsers for Opus DTX: no audio packets while a microphone is silent.
+    opus_dtx: bool = True
+    #: All participants' video together is asked to stay under this (kbit/s).
+    video_budget_kbps: int = Field(8000, ge=100, le=10_000_000)
+    #: Receive buffer of each ICE socket (capped by the kernel's net.core.rmem_max).
+    udp_receive_buffer_kb: int = Field(2048, ge=64, le=1 << 20)
 
 
 class PipelineSettings(_Section):
@@ -94,6 +100,12 @@ class PipelineSettings(_Section):
     analysis_max_side: int = Field(1280, ge=64, le=4096)
     inference_timeout_secs: float = Field(10.0, gt=0, le=600)
     slow_inference_ms: float = Field(500, gt=0)
+    #: Face readings later than this (p95, frame arrival -> reading) lower every feed's
+    #: face rate evenly (see :mod:`bot.load`).
+    latency_budget_ms: float = Field(400, gt=0, le=60_000)
+    #: The face rate is never lowered below this (frames a second). Below about one a
+    #: second the face tracker (2 s patience) cannot follow a face from frame to frame.
+    min_face_fps: float = Field(1.0, gt=0, le=60)
 
 
 class VoiceSettings(_Section):

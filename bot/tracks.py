@@ -84,27 +84,38 @@ class ReceivedFrame:
 class MediaClock:
     """Maps a track's media time (``pts * time_base``) to the meeting clock (Unix seconds).
 
-    The first frame anchors media time to the wall clock; later frames keep the
-    media spacing, so analysis timestamps do not jitter with network delay. If the
-    two drift apart by more than ``max_drift_secs`` (a sender restart, a pts jump),
-    the clock re-anchors. ``max_drift_secs=None`` never re-anchors (a file that
-    runs faster than real time keeps its own timeline).
+    A frame's meeting time is its media time plus an offset, so that timestamps keep the
+    media spacing and do not jitter with network delay. The offset is ``arrival - media
+    time`` of the first frame, or with ``fastest=True`` the smallest one seen so far: a
+    frame's time is then its arrival had it come as fast as the fastest frame, so a first
+    frame that came late (a busy start) cannot put later frames ahead of their arrival,
+    and a frame that waited anywhere (network, decoder, analysis) shows it as lag. Video
+    uses it (the server's load is steered by that lag); audio keeps the first anchor.
+
+    If frames arrive more than ``max_drift_secs`` later than the offset says (a sender
+    restart, a pts jump), the clock re-anchors. ``max_drift_secs=None`` (a file that
+    runs faster than real time) anchors at the first frame and keeps the file's timeline.
     """
 
-    def __init__(self, max_drift_secs: float | None = 5.0) -> None:
+    def __init__(self, max_drift_secs: float | None = 5.0, *, fastest: bool = False) -> None:
         """Create an unanchored clock."""
         self.max_drift_secs = max_drift_secs
+        self.fastest = fastest and max_drift_secs is not None
         self._offset: float | None = None
 
     def to_meeting_time(self, media_ts: float | None, wall_now: float) -> float:
-        """The meeting-clock time of a frame with media time ``media_ts``."""
+        """The meeting time of a frame with media time ``media_ts`` that arrived at ``wall_now``."""
         if media_ts is None:
             return wall_now
-        if self._offset is None or (
-            self.max_drift_secs is not None
-            and abs(media_ts + self._offset - wall_now) > self.max_drift_secs
+        offset = wall_now - media_ts
+        if (
+            self._offset is None
+            or (self.fastest and offset < self._offset)
+            or (
+                self.max_drift_secs is not None and abs(offset - self._offset) > self.max_drift_secs
+            )
         ):
-            self._offset = wall_now - media_ts
+            self._offset = offset
         return media_ts + self._offset
 
 

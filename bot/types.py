@@ -30,6 +30,8 @@ __all__ = [
     "EMOTIONS",
     "FACE_AUS",
     "AnalysisFailed",
+    "AnalysisStarting",
+    "AnalyzerStatus",
     "BotEvent",
     "BotInfo",
     "Emotion",
@@ -46,6 +48,7 @@ __all__ = [
     "MeetingEndedEvent",
     "MeetingEvent",
     "MeetingRef",
+    "ModelsEvent",
     "Moment",
     "MomentEvent",
     "MomentKind",
@@ -79,7 +82,10 @@ __all__ = [
 ]
 
 #: Where the speech-emotion reading stands (see :class:`VoiceMetrics`).
-VoiceEmotionStatus = Literal["ok", "waiting", "unavailable", "disabled"]
+VoiceEmotionStatus = Literal["ok", "waiting", "starting", "unavailable", "disabled"]
+#: Where an analyzer's model stands: loading at start-up (``starting``), loaded (``ok``),
+#: could not be loaded (``unavailable``), or not enabled (``disabled``).
+AnalyzerStatus = Literal["starting", "ok", "unavailable", "disabled"]
 LeaveReason = Literal[
     "left", "disconnected", "failed", "server_shutdown", "server_restart", "meeting_ended"
 ]
@@ -218,7 +224,8 @@ class VoiceMetrics:
         pause_ratio: Share of that stretch spent in pauses, 0..1.
         emotion: The speech-emotion model's scores for the last classified piece.
         emotion_status: ``ok`` (scores present), ``waiting`` (no piece of 1-4 s
-            yet), ``unavailable`` (model could not be loaded) or ``disabled``.
+            yet), ``starting`` (the model is still loading: the server has just
+            started), ``unavailable`` (model could not be loaded) or ``disabled``.
     """
 
     is_speaking: bool
@@ -328,6 +335,18 @@ class AnalysisFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalysisStarting:
+    """The participant's face analysis waits for its model, still loading at start-up.
+
+    Until their first face observation, fusion says so ("analysis starting") instead of
+    reading the missing face analyses as a camera that sends nothing.
+    """
+
+    participant_id: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class TalkObservation:
     """The meeting's talk figures for one participant (the meeting produces these)."""
 
@@ -343,6 +362,7 @@ Observation = (
     | SpeakingObservation
     | ListeningObservation
     | AnalysisFailed
+    | AnalysisStarting
     | TalkObservation
 )
 
@@ -627,6 +647,46 @@ class NoticeEvent(_Event):
     text: str
 
 
+class LoadEvent(_Event):
+    """The server's load, once a second (see :mod:`bot.load`).
+
+    ``busy``: the face-analysis rate of every feed is reduced below 90 % of the
+    configured one to keep latency down; ``text`` then says so for the host.
+    Rates are face analyses per second per video feed; ``lag_ms_p95`` is from a frame's
+    arrival to its reading (95th percentile over the last ``5 s``); CPU is in % of one
+    core (``cpus`` cores), over this server's process and its inference workers.
+    """
+
+    type: Literal["load"] = "load"
+    ts: float
+    feeds: int
+    face_fps_target: float
+    face_fps_granted: float
+    face_fps_min: float | None = None
+    face_fps_mean: float | None = None
+    lag_ms_p95: float | None = None
+    voice_emotion_runs_per_sec: float = 0.0
+    cpu_percent: float | None = None
+    rss_mb: float | None = None
+    cpus: int = 1
+    busy: bool = False
+    text: str = ""
+
+
+class ModelsEvent(_Event):
+    """Whether the server's models are loaded: in every snapshot, and sent once they are.
+
+    The models load in the background while the server already answers: ``state`` is
+    ``starting`` until every enabled analyzer's model is loaded (or known unavailable),
+    then ``ready``. Participants who join meanwhile are analysed as soon as their
+    analyzer is loaded. ``analyzers``: each enabled analyzer's status.
+    """
+
+    type: Literal["models"] = "models"
+    state: Literal["starting", "ready"]
+    analyzers: dict[str, AnalyzerStatus] = {}
+
+
 class SummaryParticipant(_Event):
     """One participant's lines of a summary, with their name mapped back locally."""
 
@@ -778,6 +838,10 @@ class SnapshotEvent(_Event):
     bots: list[BotInfo] = []
     #: Join attempts that never connected (see :class:`JoinAttemptsEvent`).
     unconnected_joins: int = 0
+    #: Whether the server's models are loaded (``None``: not told, as ready).
+    models: ModelsEvent | None = None
+    #: The server's load when the sidebar connected (``None`` before the first report).
+    load: LoadEvent | None = None
 
 
 MeetingEvent = (
@@ -793,4 +857,6 @@ MeetingEvent = (
     | ParticipantWithdrawnEvent
     | MeetingEndedEvent
     | JoinAttemptsEvent
+    | ModelsEvent
+    | LoadEvent
 )

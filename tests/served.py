@@ -2,8 +2,10 @@
 
 :func:`serve` starts ``python -m bot serve`` in this run's clean environment
 (:func:`tests.isolation.server_env`) with the given settings, on a free loopback port,
-and keeps reading everything it prints. :func:`join_peer` makes an aiortc peer join a
-meeting as a browser does (offer, consent), through any aiohttp client.
+and keeps reading everything it prints; by default it returns once the server's models
+are loaded too (the server answers before that: ``/healthz`` says when). :func:`join_peer`
+makes an aiortc peer join a meeting as a browser does (offer, consent), through any
+aiohttp client.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from tests.isolation import server_env
@@ -67,8 +70,14 @@ class Served:
         return code
 
 
-async def serve(database: Path, start_secs: float = 60.0, **settings: Any) -> Served:
-    """Start ``python -m bot serve`` on a free loopback port with the database and settings."""
+async def serve(
+    database: Path, start_secs: float = 60.0, *, models_loaded: bool = True, **settings: Any
+) -> Served:
+    """Start ``python -m bot serve`` on a free loopback port with the database and settings.
+
+    ``models_loaded``: return only once ``/healthz`` says the models are loaded (within
+    ``start_secs`` too); else as soon as the server answers.
+    """
     values = {**LOOPBACK, "server.port": 0, "storage.database": str(database), **settings}
     env = settings_env(values)
     proc = await asyncio.create_subprocess_exec(
@@ -97,6 +106,13 @@ async def serve(database: Path, start_secs: float = 60.0, **settings: Any) -> Se
             served.lines.append(raw.decode())
 
     served.reader = asyncio.create_task(read_rest())
+    if models_loaded:
+        async with asyncio.timeout(start_secs), aiohttp.ClientSession() as http:
+            while True:
+                async with http.get(f"{served.url}/healthz") as resp:
+                    if (await resp.json())["models"] == "ready":
+                        break
+                await asyncio.sleep(0.1)
     return served
 
 

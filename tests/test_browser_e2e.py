@@ -118,6 +118,14 @@ async def test_browser_participant_shows_in_sidebar(
         await page.fill("#display-name", "Grace")
         await page.click("#agree")
         await wait_for_js(page, "window.meetmood.state === 'connected'", timeout_ms=20_000)
+        # The server asks the camera, on the page's data channel, for no more than the
+        # analysis takes; the page caps the video encoder to that.
+        await wait_for_js(page, "window.meetmood.sendRequest", timeout_ms=20_000)
+        encoding = await page.evaluate(
+            "window.meetmood.pc.getSenders().find((s) => s.track && s.track.kind === 'video')"
+            ".getParameters().encodings[0]"
+        )
+        assert encoding["maxFramerate"] == 15 and encoding["maxBitrate"] == 900_000
 
         # The sidebar socket reports a visible face with 7 probabilities and landmark
         # readings, the voice (speaking, with talk time), and once the person's usual gaze

@@ -65,6 +65,26 @@ async def next_event_of(ws: Any, kinds: set[str], wait_secs: float = 20.0) -> di
     return await asyncio.wait_for(wait(), wait_secs)
 
 
+async def notices_once_loaded(ws: Any, snapshot: dict[str, Any]) -> list[str]:
+    """The notices a sidebar has once the server's models are loaded.
+
+    The models load while the server answers: a snapshot taken before they are loaded
+    says ``starting`` and has no notices yet; they come as events, before the
+    ``models`` event that says ``ready``.
+    """
+    texts = [n["text"] for n in snapshot["notices"]]
+    if snapshot["models"]["state"] == "ready":
+        return texts
+    assert texts == [], "nothing is known about the models while they load"
+    while True:
+        event = await next_event_of(ws, {"models", "notice"}, wait_secs=60)
+        if event["type"] == "notice":
+            texts.append(event["text"])
+        elif event["state"] == "ready":
+            assert "starting" not in event["analyzers"].values()
+            return texts
+
+
 async def test_video_reaches_sidebar(aiohttp_client: Any, settings: Settings) -> None:
     client = await aiohttp_client(create_app(settings))
     meeting = await create_meeting(client)
@@ -161,7 +181,8 @@ async def test_speech_reaches_sidebar_with_talk_time(aiohttp_client: Any, tmp_pa
     meeting = await create_meeting(client)
     ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting))
     snapshot = await ws.receive_json()
-    assert snapshot["notices"] == []  # the voice model loaded: nothing to warn about
+    # The voice model loaded: nothing to warn about.
+    assert await notices_once_loaded(ws, snapshot) == []
     speech = espeak_speech("This is a test of the meeting bot. I am speaking for a while now.")
     pc = RTCPeerConnection()
     pc.addTrack(SpeechAudioTrack(speech, lead_secs=1.0))
@@ -211,7 +232,14 @@ async def test_missing_voice_model_is_said_once_and_voice_goes_on(
     meeting = await create_meeting(client)
     ws = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting))
     snapshot = await ws.receive_json()
-    assert [n["text"] for n in snapshot["notices"]] == ["voice emotion model unavailable"]
+    notices = await notices_once_loaded(ws, snapshot)
+    assert notices == ["voice emotion model unavailable"]
+    # A sidebar that connects now has it in its snapshot, once.
+    ws2 = await client.ws_connect(f"/api/meetings/{meeting['id']}/ws", headers=host_auth(meeting))
+    snap2 = await ws2.receive_json()
+    assert snap2["models"]["state"] == "ready"
+    assert [n["text"] for n in snap2["notices"]] == notices
+    await ws2.close()
     pc = RTCPeerConnection()
     pc.addTrack(SpeechAudioTrack(espeak_speech("Hello there, can you hear me?"), lead_secs=0.5))
     try:

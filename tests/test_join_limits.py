@@ -76,7 +76,10 @@ def process_figures() -> dict[str, float]:
 
 
 async def app_client(aiohttp_client: Any, settings: Settings) -> TestClient:
-    return await aiohttp_client(create_app(settings))
+    """The app, once its models are loaded (their notices would otherwise reach sidebars)."""
+    client: TestClient = await aiohttp_client(create_app(settings))
+    await client.app[MANAGER].models_loaded()
+    return client
 
 
 async def create_meeting(client: TestClient) -> dict[str, Any]:

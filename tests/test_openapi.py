@@ -198,4 +198,5 @@ async def test_every_get_also_answers_head_with_no_body(client: Any) -> None:
             assert resp.status < 500, (url, query)
             assert await resp.read() == b""
             after = await client.get("/healthz")
-            assert await after.json() == {"status": "ok"}, (url, query)
+            health = {"status": "ok", "models": "ready", "analyzers": {}}  # none enabled
+            assert await after.json() == health, (url, query)

@@ -256,6 +256,20 @@ def test_media_clock_keeps_media_spacing_and_reanchors() -> None:
     assert clock.to_meeting_time(10.5, wall_now=1000.9) == 1000.5  # network jitter ignored
     assert clock.to_meeting_time(500.0, wall_now=1001.0) == 1001.0  # pts jump: re-anchored
     assert clock.to_meeting_time(None, wall_now=1002.0) == 1002.0
+    assert clock.to_meeting_time(498.0, wall_now=1006.0) == 1006.0  # pts back 2 s, 5 s later
+
+
+def test_media_clock_anchors_on_the_fastest_frame() -> None:
+    # A first frame that arrived late (a busy start) must not put later frames ahead of
+    # their arrival: the fastest frame sets the anchor, and waiting shows as lag.
+    clock = MediaClock(max_drift_secs=5, fastest=True)
+    assert clock.to_meeting_time(10.0, wall_now=1000.8) == 1000.8
+    assert clock.to_meeting_time(11.0, wall_now=1001.0) == 1001.0  # came faster: re-anchored
+    assert clock.to_meeting_time(12.0, wall_now=1002.3) == 1002.0  # waited 0.3 s: lag
+    # A file keeps its own timeline, however fast it is read.
+    file_clock = MediaClock(max_drift_secs=None, fastest=True)
+    assert file_clock.to_meeting_time(10.0, wall_now=1000.0) == 1000.0
+    assert file_clock.to_meeting_time(20.0, wall_now=1000.1) == 1010.0
 
 
 async def test_faces_are_followed_between_detector_runs() -> None:

@@ -123,7 +123,7 @@ async def test_workers_and_resource_tracker_end_when_the_server_is_killed(
     proc = served.proc
     children: dict[int, str] = {}
     try:
-        # The server waits for each pool's worker to load before it says it runs.
+        # serve() returns once each pool's worker has loaded (/healthz: models ready).
         children = descendants(proc.pid)
         workers = [p for p, cmd in children.items() if "spawn_main" in cmd]
         trackers = [p for p, cmd in children.items() if "resource_tracker" in cmd]

@@ -41,6 +41,7 @@ from bot.report import FORMATS as REPORT_FORMATS
 from bot.report.model import MeetingReport
 from bot.summaries.ask import QuestionResult
 from bot.types import (
+    AnalyzerStatus,
     BotInfo,
     MeetingEvent,
     Moment,
@@ -82,9 +83,11 @@ class ApiError(_Out):
 
 
 class Health(_Out):
-    """``GET /healthz``."""
+    """``GET /healthz``: alive, and whether the models are loaded (``starting``, ``ready``)."""
 
     status: Literal["ok"]
+    models: Literal["starting", "ready"]
+    analyzers: dict[str, AnalyzerStatus]
 
 
 class Meeting(_Out):
@@ -488,7 +491,11 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
             page=True,
         )
     },
-    "/healthz": {"get": Operation(views.healthz, "meta", {200: _json("Health", "Alive.")})},
+    "/healthz": {
+        "get": Operation(
+            views.healthz, "meta", {200: _json("Health", "Alive; whether the models are loaded.")}
+        )
+    },
     OPENAPI_PATH: {
         "get": Operation(
             api_openapi,

@@ -864,8 +864,15 @@ async def api_delete_meeting(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the server answers."""
-    return web.json_response({"status": "ok"})
+    """Liveness, and whether the models are loaded (they load while the server answers).
+
+    ``models`` is ``starting`` until every enabled analyzer's model is loaded or known
+    unavailable, then ``ready``; ``analyzers`` gives each one's status. Answers at once.
+    """
+    models = _manager(request).models()
+    return web.json_response(
+        {"status": "ok", "models": models.state, "analyzers": models.analyzers}
+    )
 
 
 def _version() -> str:

@@ -102,6 +102,17 @@ def _gaze_kalman_params() -> KalmanParams:
     return KalmanParams(q=GAZE_KALMAN_Q, r=GAZE_KALMAN_R)
 
 
+def preload() -> None:
+    """Import what per-face state imports on its first face: scipy's solver and filterpy.
+
+    About 0.7 s of imports that :mod:`analyzers.face.tracking` and
+    :mod:`analyzers.filters.kalman` defer. The server calls this on a worker thread once it
+    answers, so that neither its start-up nor a participant's first frame waits for them.
+    """
+    import filterpy.kalman  # noqa: F401
+    import scipy.optimize  # noqa: F401
+
+
 class FaceTrackParams(BaseModel):
     """Settings for :class:`FaceTrackState`."""
 

@@ -53,7 +53,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.optimize import linear_sum_assignment
 
 #: Seconds a confirmed track survives without a matching detection.
 TRACK_MAX_MISSED_SECS = 2.0
@@ -163,6 +162,16 @@ def _as_box(box: Sequence[float]) -> Box:
     return (x, y, w, h)
 
 
+def _hungarian(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # scipy.optimize takes about 0.3 s to import: imported on first use (or ahead of it,
+    # off the event loop, by analyzers.face.track_state.preload), not with this module,
+    # which the server imports before it can answer.
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(cost)
+    return rows, cols
+
+
 class _Track:
     __slots__ = ("box", "detections", "hits", "id", "last_ts", "velocity")
 
@@ -242,7 +251,7 @@ class FaceTracker:
         if not tracks or not free:
             return []
         cost = self._cost(tracks, [boxes[j] for j in free], ts)
-        rows, cols = linear_sum_assignment(cost)
+        rows, cols = _hungarian(cost)
         return [
             (tracks[r], free[c])
             for r, c in zip(rows.tolist(), cols.tolist(), strict=True)

@@ -32,9 +32,13 @@ step written out equation by equation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from filterpy.kalman import KalmanFilter
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from filterpy.kalman import KalmanFilter
 
 #: Default spectral density of the white angular acceleration, deg^2/s^3.
 KALMAN_Q = 300.0
@@ -230,6 +234,11 @@ class AngleKalman:
         self._last_measured_ts = None
 
     def _start(self, z: np.ndarray, ts: float) -> None:
+        # filterpy imports scipy.stats (about 0.4 s): imported on first use (or ahead of it,
+        # off the event loop, by analyzers.face.track_state.preload), not with this module,
+        # which the server imports before it can answer.
+        from filterpy.kalman import KalmanFilter
+
         kf = KalmanFilter(dim_x=2 * self.n, dim_z=self.n)
         x, P = initial_state(z, self.params.r, self.params.velocity_var0)
         kf.x = x.reshape(-1, 1)

@@ -51,6 +51,39 @@ def _bench_audio(seconds: float) -> tuple[np.ndarray, str]:
     return np.concatenate(parts)[:n], source
 
 
+def save_base_size_emotion_model(
+    folder: Path, labels: tuple[str, ...] = ("neutral", "happy", "angry", "sad")
+) -> Path:
+    """Save a random-weight Wav2Vec2 classifier of the base size (~95 M params) to ``folder``.
+
+    The architecture of ``superb/wav2vec2-base-superb-er``, the default model (12 layers,
+    768 wide, the same feature encoder), with random weights: its scores mean nothing,
+    its cost and memory are the real model's. For speed benchmarks where the real
+    weights cannot be downloaded.
+    """
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    cfg = Wav2Vec2Config(  # type: ignore[call-arg]  # num_labels etc. go to PretrainedConfig
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        classifier_proj_size=256,
+    )
+    Wav2Vec2ForSequenceClassification(cfg).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]
+        feature_size=1,
+        sampling_rate=SAMPLE_RATE,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    ).save_pretrained(folder)
+    return folder
+
+
 def save_tiny_emotion_model(
     folder: Path, labels: tuple[str, ...] = ("neutral", "happy", "angry", "sad")
 ) -> Path:

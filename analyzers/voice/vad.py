@@ -32,9 +32,12 @@ which lets the model's state settle on silence; later such chunks get probabilit
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -98,7 +101,7 @@ class SileroOnnxModel:
     model sees the previous chunk's last :data:`_CONTEXT_SAMPLES` samples before
     each 512-sample chunk and carries a ``(2, 1, 128)`` recurrent state. Skipping
     the wrapper's per-chunk torch conversions saves about a quarter of the VAD's CPU.
-    Not thread-safe; one per stream.
+    Not thread-safe; one per stream (the session may be shared).
     """
 
     def __init__(self, session: Any) -> None:
@@ -137,29 +140,54 @@ def load_vad_model(onnx: bool = True) -> VadModel:
     """Load a fresh silero-vad model from the files inside the ``silero_vad`` wheel.
 
     Each call returns an independent model (its own recurrent state); give every
-    stream its own. Takes about 0.1-0.25 s.
+    stream its own. The ONNX models share one onnxruntime session (a session holds no
+    stream's state and runs calls from several threads at once), loaded on first use
+    without importing torch: a participant's VAD then costs a few kB, not the ~10 MB of
+    a session of its own, and the server process does not carry torch (~200 MB) for it.
 
     Args:
         onnx: Use the ONNX model through onnxruntime on numpy arrays (default;
             :class:`SileroOnnxModel`, ~0.25 ms per chunk, single-threaded session)
-            instead of the TorchScript one (~0.7 ms).
+            instead of the TorchScript one (~0.7 ms, loaded through silero's torch code).
 
     Returns:
         The model, called as ``model(chunk_of_512, 16000)`` (a torch tensor for
         the TorchScript model).
     """
+    if onnx:
+        return SileroOnnxModel(_shared_onnx_session())
     from silero_vad import load_silero_vad
 
-    if onnx:
-        # silero's loader finds the file in the wheel and makes a single-threaded session.
-        wrapper = load_silero_vad(onnx=True)
-        return SileroOnnxModel(wrapper.session)
     with warnings.catch_warnings():
         # torch 2.13 deprecates torch.jit.load, which silero's jit path still uses;
         # the model itself loads and runs fine.
         warnings.simplefilter("ignore", DeprecationWarning)
         jit_model: VadModel = load_silero_vad(onnx=False)
     return jit_model
+
+
+def silero_onnx_path() -> Path:
+    """``silero_vad.onnx`` inside the installed ``silero_vad`` wheel (without importing it).
+
+    The package's ``__init__`` imports torch; its data files are found from its spec.
+    """
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the silero-vad package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+
+
+@functools.cache
+def _shared_onnx_session() -> Any:
+    """One single-threaded onnxruntime session of silero-vad for the whole process."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # as silero's own loader: one chunk is tiny
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        str(silero_onnx_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
 
 class StreamingVad:

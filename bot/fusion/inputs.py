@@ -8,7 +8,9 @@ Availability and quality, the basis of every confidence:
 
 - **Video** is live when a face analysis (with or without a face) arrived within
   ``face_timeout_secs``; otherwise the camera is off or stalled and every
-  face-based input is missing ("no video").
+  face-based input is missing ("no video"). Before the first face analysis of a
+  participant whose analysis waits for the face model (the server is starting), those
+  inputs are missing because of that ("analysis starting"), not for want of video.
 - **Presence** ``P`` is the share of recent time a face was visible: an exponential
   average of 1 (face) / 0 (no face) over analysed frames with time constant
   ``window_secs``, ``P <- P + (1 - exp(-dt / window)) * (x - P)``. It is the quality
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from bot.fusion.params import FusionParams
 from bot.types import (
     AnalysisFailed,
+    AnalysisStarting,
     Emotion,
     EmotionScores,
     FaceMetrics,
@@ -48,6 +51,9 @@ from bot.types import (
     VoiceMetrics,
     VoiceObservation,
 )
+
+#: Why face inputs are missing while the face model loads (the server has just started).
+FACE_STARTING_REASON = "analysis starting (models loading)"
 
 
 def ema_alpha(dt: float, tau: float) -> float:
@@ -73,6 +79,7 @@ class FusionMemory:
         spoke_ts: The last time the participant was speaking.
         talk: The last talk figures from the meeting.
         stale: The last analysis failed.
+        face_starting: Face analysis waits for its model, and none has arrived yet.
         smoothed: Smoothed value and its time per reading name.
     """
 
@@ -87,6 +94,7 @@ class FusionMemory:
     spoke_ts: float | None = None
     talk: TalkFigures | None = None
     stale: bool = False
+    face_starting: bool = False
     smoothed: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -126,6 +134,7 @@ def _remember_face(m: FusionMemory, obs: FaceObservation, params: FusionParams) 
         head=head,
         head_speed=head_speed,
         stale=False,
+        face_starting=False,
     )
 
 
@@ -145,7 +154,12 @@ def remember(
         elif isinstance(obs, TalkObservation):
             m = dataclasses.replace(m, talk=obs.talk)
         elif isinstance(obs, AnalysisFailed):
-            m = dataclasses.replace(m, stale=True)
+            # A failed face analysis means the analysis has started (its model may be
+            # unavailable): no longer "starting".
+            starting = m.face_starting and obs.modality != "face"
+            m = dataclasses.replace(m, stale=True, face_starting=starting)
+        elif isinstance(obs, AnalysisStarting) and m.face_ts is None:
+            m = dataclasses.replace(m, face_starting=True)
     return m
 
 
@@ -225,7 +239,9 @@ def inputs_at(
     seen = m.seen
     face_reason: str | None = None
     if not video:
-        face_reason = "no video (camera off or not sending)"
+        face_reason = (
+            FACE_STARTING_REASON if m.face_starting else "no video (camera off or not sending)"
+        )
         seen = None
     elif m.face_seen_ts is None or now - m.face_seen_ts > params.absent_null_secs:
         face_reason = "no face in view"

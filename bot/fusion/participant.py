@@ -11,7 +11,8 @@ Rules, so that readings stay honest:
   (action units, head movement) hold for ``absent_null_secs`` with falling
   confidence, then read ``None`` (see :mod:`bot.fusion.inputs`).
 - A failed or timed-out analysis keeps the previous readings and sets
-  ``stale=True`` until the next successful one.
+  ``stale=True`` until the next successful one; readings made while the face
+  analysis was still starting are not kept (they describe no analysis).
 - Face and voice arrive on separate clocks, a few hundred ms apart at most. A state
   never goes back in time: its ``ts`` is the later of ``now`` and the previous one.
 - Every registry reading is smoothed by an exponential average whose weight
@@ -108,7 +109,7 @@ def fuse(
     memory = prev.memory if prev is not None else FusionMemory()
     now = now if prev is None else max(now, prev.state.ts)
     memory = remember(memory, observations, params)
-    if prev is not None and memory.stale:
+    if prev is not None and memory.stale and not prev.memory.face_starting:
         # The last analysis failed: repeat the last readings, flagged stale.
         return Fused(dataclasses.replace(prev.state, ts=now, stale=True), memory)
     inputs = inputs_at(memory, now, params, voice_attributable=voice_attributable)

@@ -109,6 +109,8 @@ def _voice_emotion_missing(i: FusionInputs) -> str:
         return i.voice_reason
     if i.voice is not None and i.voice.emotion_status in ("unavailable", "disabled"):
         return f"voice emotion model {i.voice.emotion_status}"
+    if i.voice is not None and i.voice.emotion_status == "starting":
+        return "voice emotion model loading"
     return "no recent speech"
 
 

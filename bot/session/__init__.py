@@ -27,12 +27,13 @@ from analyzers.face.emotion import FaceEmotionParams
 from analyzers.voice.emotion import VoiceEmotionParams
 from analyzers.voice.pipeline import VoicePipeline
 from bot.inference import FaceClient, Inference, VoiceEmotionClient
+from bot.load import LoadGovernor
 from bot.session.clock import Clock, Pacing, RealtimePacing, SystemClock
 from bot.session.video import VideoAnalysis, VideoCounters
 from bot.session.voice import VoiceAnalysis, VoiceCounters
 from bot.settings import PipelineSettings, VoiceSettings
 from bot.tracks import drain, read_video
-from bot.types import Observation
+from bot.types import AnalysisStarting, Observation
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class ParticipantSession:
         voice_emotion: The speech-emotion analyzer's parameters (piece lengths).
         clock: Wall and monotonic time (injectable, so a file can run on its own time).
         pacing: Which video frames are analysed (a new pacing per video track).
+        load: The server's face-rate governor; it caps live video feeds only.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class ParticipantSession:
         voice_emotion: VoiceEmotionParams | None = None,
         clock: Clock | None = None,
         pacing: Callable[[], Pacing] = RealtimePacing,
+        load: LoadGovernor | None = None,
     ) -> None:
         self.participant_id = participant_id
         self._face_params = face_params
@@ -88,6 +91,7 @@ class ParticipantSession:
         self._emit = emit
         self._clock = clock or SystemClock()
         self._pacing = pacing
+        self._load = load
         self._face_enabled = face_enabled
         self._faces = FaceClient(pool, pipeline.inference_timeout_secs)
         self._threads = ThreadPoolExecutor(
@@ -161,6 +165,7 @@ class ParticipantSession:
             self._spawn(drain(track, timeout), f"{track.kind}.drain")
 
     async def _watch_video(self, track: MediaStreamTrack) -> None:
+        pacing = self._pacing()
         analysis = VideoAnalysis(
             self.participant_id,
             self._faces,
@@ -168,15 +173,22 @@ class ParticipantSession:
             self._pipeline,
             self._emit,
             self._clock,
-            self._pacing(),
+            pacing,
             self._threads,
             self._video,
+            # A recording runs on its own time, as fast as it can: nothing to share.
+            self._load if pacing.live else None,
         )
-        analyser = asyncio.create_task(analysis.run(), name=f"video.analyse.{self.participant_id}")
+        analyser = asyncio.create_task(
+            self._analyse_when_loaded(analysis), name=f"video.analyse.{self.participant_id}"
+        )
+        # Said at once: the track keeps being read, so nothing else would end or tell.
+        analyser.add_done_callback(self._analysis_done)
         try:
             await read_video(
                 track, analysis.slot, self._pipeline.frame_timeout_secs, self._clock.monotonic
             )
+            log.info("video track ended", extra={"participant": self.participant_id})
             if analysis.slot.block:
                 # A source that waits for analysis: let its last frame be analysed first.
                 await analysis.finish(analyser)
@@ -184,6 +196,26 @@ class ParticipantSession:
             # The track ended: nothing more will arrive for its analysis.
             analyser.cancel()
             await asyncio.gather(analyser, return_exceptions=True)
+
+    def _analysis_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "video analysis failed; the participant's face is no longer analysed",
+                exc_info=task.exception(),
+                extra={"task": task.get_name()},
+            )
+
+    async def _analyse_when_loaded(self, analysis: VideoAnalysis) -> None:
+        """Run ``analysis`` once the face model is loaded (at once, unless the server is starting).
+
+        Meanwhile the track is drained into the analysis's one-frame slot (newest frame
+        wins; a file's reader waits instead), so the first frame analysed is a current one.
+        """
+        if self._faces.status == "starting":
+            # Fusion then reads the missing face analyses as "starting", not as no video.
+            self._emit(AnalysisStarting(self.participant_id, self._clock.wall()))
+            await self._faces.wait_loaded()
+        await analysis.run()
 
     async def close(self) -> None:
         """Cancel and await every task of this participant, then free its thread."""

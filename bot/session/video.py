@@ -10,7 +10,9 @@ Detector schedule: between detector runs the faces of the previous frame are
 followed from their landmarks (their ``next_roi``, about 3x cheaper); the
 detector runs at least every ``detect_interval_secs``, and at once when a followed
 face is lost or the analysis size changes. While no face is in view, frames are
-analysed at ``idle_fps`` instead of ``fps``.
+analysed at ``idle_fps`` instead of ``fps``. A live feed's rates and detector interval
+follow the server's load (:class:`~bot.load.LoadGovernor`): lowered evenly for every
+feed while the server is busy.
 
 A failed or timed-out analysis emits :class:`~bot.types.AnalysisFailed` (the state
 goes stale) and the loop carries on with the next frame.
@@ -30,6 +32,7 @@ import av
 
 from analyzers.face.emotion import FaceEmotionParams
 from bot.inference import FaceClient
+from bot.load import LoadGovernor
 from bot.session.clock import Clock, Pacing
 from bot.session.faces import FaceReader
 from bot.settings import PipelineSettings
@@ -40,6 +43,39 @@ log = logging.getLogger(__name__)
 
 #: How many recent latency figures a session keeps for stats.
 LATENCY_WINDOW = 240
+#: "inference slower than realtime" is logged at most this often (seconds), for all feeds.
+SLOW_LOG_INTERVAL_SECS = 10.0
+
+
+class _SlowLog:
+    """Logs slow face analyses at most every :data:`SLOW_LOG_INTERVAL_SECS`, with a count.
+
+    When the server is busy every feed's analysis is slow at once: one line per analysis
+    would flood the log (and cost the event loop) exactly when it can least afford it.
+    """
+
+    def __init__(self) -> None:
+        self._logged_at = -math.inf
+        self._count = 0
+        self._worst_ms = 0.0
+
+    def note(self, elapsed_ms: float, now: float) -> None:
+        self._count += 1
+        self._worst_ms = max(self._worst_ms, elapsed_ms)
+        if now - self._logged_at < SLOW_LOG_INTERVAL_SECS:
+            return
+        log.warning(
+            "inference slower than realtime",
+            extra={
+                "analyzer": "face_emotion",
+                "delay_ms": round(self._worst_ms),
+                "count": self._count,
+            },
+        )
+        self._logged_at, self._count, self._worst_ms = now, 0, 0.0
+
+
+_slow_log = _SlowLog()
 
 
 @dataclass(slots=True)
@@ -87,6 +123,7 @@ class VideoAnalysis:
         pacing: Which frames are analysed.
         threads: The participant's own thread, for frame conversion.
         counters: Where figures are counted.
+        load: The server's face-rate governor (``None``: the configured rates hold).
     """
 
     def __init__(
@@ -100,6 +137,7 @@ class VideoAnalysis:
         pacing: Pacing,
         threads: Executor,
         counters: VideoCounters,
+        load: LoadGovernor | None = None,
     ) -> None:
         self.participant_id = participant_id
         self._faces = faces
@@ -110,8 +148,9 @@ class VideoAnalysis:
         self._pacing = pacing
         self._threads = threads
         self._counters = counters
+        self._load = load
         self._reader = FaceReader(participant_id, params.tracker, params.tracking)
-        self._media_clock = MediaClock(5.0 if pacing.live else None)
+        self._media_clock = MediaClock(5.0 if pacing.live else None, fastest=True)
         self.slot: LatestSlot[ReceivedFrame] = LatestSlot(block=not pacing.live)
         counters.slots.append(self.slot)
         self._idle = asyncio.Event()  # set while waiting for a frame
@@ -128,6 +167,16 @@ class VideoAnalysis:
 
     async def run(self) -> None:
         """Take and analyse frames from :attr:`slot` until cancelled."""
+        if self._load is None:
+            await self._run(None)
+            return
+        self._load.feed_started(self)
+        try:
+            await self._run(self._load)
+        finally:
+            self._load.feed_ended(self)
+
+    async def _run(self, load: LoadGovernor | None) -> None:
         params = self._params
         loop = asyncio.get_running_loop()
         # Faces followed from the previous frame (in images of rois_size), and when the
@@ -151,13 +200,19 @@ class VideoAnalysis:
             now = self._clock.monotonic() if self._pacing.live else (media_ts or 0.0)
             # While no face is in view, look less often; a face is found within 1/idle_fps.
             fps = params.fps if face_in_view else min(params.fps, params.idle_fps)
+            detect_interval = params.detect_interval_secs
+            if load is not None:
+                fps = load.face_fps(fps)
+                detect_interval = load.detect_interval(detect_interval)
             self._pacing.analysed(self._clock, media_ts or 0.0, fps)
             size = analysis_size(received.frame, self._pipeline.analysis_max_side)
-            recent = now - detected_at < params.detect_interval_secs
+            recent = now - detected_at < detect_interval
             hints = rois if rois and recent and size == rois_size else None
             if hints is None:
                 detected_at = now
-            ts = self._media_clock.to_meeting_time(media_ts, self._clock.wall())
+            picked = self._clock.wall()
+            arrived = picked - (self._clock.monotonic() - received.received_at)
+            ts = self._media_clock.to_meeting_time(media_ts, arrived)
             try:
                 sample = await loop.run_in_executor(
                     self._threads,
@@ -182,10 +237,7 @@ class VideoAnalysis:
                 self._emit(AnalysisFailed(self.participant_id, ts, "face"))
                 continue
             if elapsed_ms > self._pipeline.slow_inference_ms:
-                log.warning(
-                    "inference slower than realtime",
-                    extra={"analyzer": "face_emotion", "delay_ms": round(elapsed_ms)},
-                )
+                _slow_log.note(elapsed_ms, self._clock.monotonic())
             self._counters.analysed += 1
             self._counters.inference_ms.append(analysis.inference_ms)
             face_in_view = bool(analysis.faces)
@@ -196,6 +248,8 @@ class VideoAnalysis:
                 rois_size = size
             for observation in self._reader.read(analysis):
                 self._emit(observation)
+            if load is not None:
+                load.face_read(self, ts, arrived, picked)
             self._counters.latencies_ms.append(
                 (self._clock.monotonic() - received.received_at) * 1000
             )

@@ -8,7 +8,9 @@ own thread (resample, ring, VAD, prosody, arousal) and turns its events into
 observations: :class:`~bot.types.SpeakingObservation` for the meeting's talk
 tracker and :class:`~bot.types.VoiceObservation` for fusion. Voiced pieces of
 1-4 s go, in order, to the speech-emotion model when it is available (at most
-:data:`VOICE_QUEUE_PIECES` wait; a model slower than speech skips the oldest).
+:data:`VOICE_QUEUE_PIECES` wait; a model slower than speech skips the oldest). While
+the model still loads (the server has just started), the voice readings go on, the
+pieces wait the same way and the state says ``starting``.
 
 A source that is not live (a recorded file) can wait, so nothing is dropped: the
 reader waits while :data:`FILE_QUEUE_FRAMES` frames are queued, the feeder waits while
@@ -275,7 +277,7 @@ class VoiceAnalysis:
                 self._publish(event.detected_ts)
             elif isinstance(event, VoicedSegment):
                 self._segment = event
-                if event.emotion_chunks and self._emotion.status == "ok":
+                if event.emotion_chunks and self._emotion.status in ("ok", "starting"):
                     self._pieces.extend(event.emotion_chunks)
                     self._piece_ready.set()
                 self._publish(event.detected_ts)
@@ -313,8 +315,14 @@ class VoiceAnalysis:
 
     async def _classify(self) -> None:
         """Run the speech-emotion model on the queued voiced pieces, one at a time."""
-        if self._emotion.status != "ok":
-            return  # said once at start-up; the state says "unavailable" or "disabled"
+        if self._emotion.status == "starting":
+            status = await self._emotion.wait_loaded()
+            self._publish(self._clock.wall())  # the state no longer reads "starting"
+        else:
+            status = self._emotion.status
+        if status != "ok":
+            self._pieces.clear()
+            return  # said once when loaded; the state says "unavailable" or "disabled"
         while True:
             if not self._pieces:
                 self._piece_ready.clear()

@@ -21,20 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 import aioice.ice
+import aioice.turn
 from aiortc import (
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
 
+from bot.load import SendRequest
 from bot.session.clock import Clock, Pacing, RealtimePacing, SystemClock
 from bot.settings import LimitsSettings, WebRTCSettings
 from bot.types import LeaveReason, Observation
@@ -43,6 +48,10 @@ log = logging.getLogger(__name__)
 
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*$", re.MULTILINE)
 MAX_SDP_CHARS = 64_000
+#: The label of the join page's data channel, on which the server asks for less video.
+CONTROL_LABEL = "meetmood"
+_OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.IGNORECASE)
+_FMTP = re.compile(r"^a=fmtp:(\d+) ")
 #: Most media sections in an offer: the join page sends audio and one or two videos, and
 #: each unbundled section would cost the server a transport and a socket of its own.
 MAX_MEDIA_SECTIONS = 8
@@ -63,6 +72,17 @@ def restrict_host_addresses(addresses: list[str]) -> None:
         return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = get_host_addresses
+
+
+def set_udp_receive_buffer(size_bytes: int) -> None:
+    """Give every ICE socket opened from now on a receive buffer of ``size_bytes`` (process-wide).
+
+    aioice asks for 256 KiB. With dozens of participants a keyframe burst from each, or
+    the event loop held up for a moment (a busy machine), fills that and the kernel drops
+    packets: frames are then lost until the next keyframe. The kernel caps the size at
+    ``net.core.rmem_max`` (often 208 KiB on Linux; raise it for big meetings).
+    """
+    aioice.turn.UDP_SOCKET_BUFFER_SIZE = size_bytes
 
 
 def configuration(settings: WebRTCSettings) -> RTCConfiguration:
@@ -179,7 +199,36 @@ async def accept_offer(
         raise OfferError(f"the offer SDP could not be used: {type(e).__name__}: {e}") from e
     local = pc.localDescription
     assert local is not None
+    if settings.opus_dtx:
+        local = RTCSessionDescription(sdp=prefer_dtx(local.sdp), type=local.type)
     return pc, local
+
+
+def prefer_dtx(sdp: str) -> str:
+    """Ask the sender for Opus DTX (``usedtx=1``): no packets while its microphone is silent.
+
+    In a big meeting most microphones are silent most of the time; a browser then
+    sends one comfort-noise packet every 400 ms instead of 50 a second, and the voice
+    pipeline fills the gaps with silence. The answer's other lines are kept as they are.
+    """
+    lines = sdp.split("\r\n")
+    opus = {m.group(1) for line in lines if (m := _OPUS_RTPMAP.match(line))}
+    out: list[str] = []
+    has_fmtp: set[str] = set()
+    for line in lines:
+        m = _FMTP.match(line)
+        if m and m.group(1) in opus:
+            has_fmtp.add(m.group(1))
+            if "usedtx=" not in line:
+                line += ";usedtx=1"
+        out.append(line)
+    result: list[str] = []
+    for line in out:
+        result.append(line)
+        m = _OPUS_RTPMAP.match(line)
+        if m and m.group(1) not in has_fmtp:
+            result.append(f"a=fmtp:{m.group(1)} usedtx=1")
+    return "\r\n".join(result)
 
 
 async def wait_connection_lost(pc: RTCPeerConnection, connect_timeout_secs: float) -> str:
@@ -205,7 +254,11 @@ async def wait_connection_lost(pc: RTCPeerConnection, connect_timeout_secs: floa
 class BrowserSource:
     """A browser participant's peer connection as a media source. Event loop only.
 
-    Create it with :meth:`accept`, which answers the offer.
+    Create it with :meth:`accept`, which answers the offer. The join page opens a data
+    channel labelled :data:`CONTROL_LABEL`; :meth:`request` sends on it what the camera
+    should send at most (``{"type": "send", "max_fps", "max_height", "max_kbps"}``),
+    again whenever it changes. Nothing the browser sends on it is acted upon, and any
+    other channel is closed.
     """
 
     kind = "browser"
@@ -222,6 +275,29 @@ class BrowserSource:
         self._tracks = tracks
         self._on_track: Callable[[MediaStreamTrack], None] | None = None
         self.connect_timeout_secs = connect_timeout_secs
+        self._control: RTCDataChannel | None = None
+        self._request: SendRequest | None = None
+        pc.on("datachannel", self._on_datachannel)
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != CONTROL_LABEL or self._control is not None:
+            channel.close()
+            return
+        self._control = channel
+        channel.on("open", self._send_request)
+        self._send_request()
+
+    def request(self, request: SendRequest) -> None:
+        """Ask the browser to send no more than ``request`` (now, or once its channel opens)."""
+        if request != self._request:
+            self._request = request
+            self._send_request()
+
+    def _send_request(self) -> None:
+        channel, request = self._control, self._request
+        if channel is None or request is None or channel.readyState != "open":
+            return
+        channel.send(json.dumps({"type": "send", **asdict(request)}))
 
     @classmethod
     async def accept(

@@ -5,6 +5,8 @@
 // delete my data" (or "Delete my data" after leaving) also has the server delete everything
 // stored about them (DELETE /api/meetings/{id}/participants/{pid}, token in the body). When the
 // connection drops, the page asks whether the host ended the meeting (410) and says so.
+// Once connected, it says whether the analysis runs or is still starting (the server answers
+// while its models load; it asks /healthz until they are loaded).
 "use strict";
 
 (() => {
@@ -28,10 +30,11 @@
   const statusEl = document.getElementById("status");
 
   const ICE_GATHER_CAP_MS = 5000;
+  const MODELS_POLL_MS = 1000;
   const apiBase = `/api/meetings/${encodeURIComponent(meetingId)}/participants`;
 
-  // Exposed for tests: {pc, participantId, state}.
-  const app = { pc: null, participantId: null, state: "idle" };
+  // Exposed for tests: {pc, participantId, state, analysis ("starting" | "running" | null)}.
+  const app = { pc: null, participantId: null, state: "idle", analysis: null };
   window.meetmood = app;
 
   let stream = null;
@@ -287,6 +290,29 @@
     offerDeletion();
   }
 
+  // The models may still be loading (the server has just started): the participant is
+  // analysed as soon as they are, and the page says so until then.
+  let analysisCheck = 0; // the latest check; an older one's answer is dropped
+  let analysisTimer = null;
+  async function showAnalysis(pc) {
+    const check = ++analysisCheck;
+    clearTimeout(analysisTimer);
+    let starting = false;
+    try {
+      const res = await fetch("/healthz", { cache: "no-store" });
+      const data = res.ok ? await res.json() : null;
+      starting = !!data && data.models === "starting";
+    } catch (e) {
+      starting = false; // unknown: the connection's own state tells the rest
+    }
+    if (check !== analysisCheck || pc !== app.pc || leaving || app.state !== "connected") return;
+    app.analysis = starting ? "starting" : "running";
+    root.dataset.analysis = app.analysis;
+    setStatus(starting ? "Connected — analysis starting (models loading)…" :
+      "Connected — analysis running", "ok");
+    if (starting) analysisTimer = setTimeout(() => showAnalysis(pc), MODELS_POLL_MS);
+  }
+
   function onConnectionState(pc) {
     if (pc !== app.pc || leaving) return;
     switch (pc.connectionState) {
@@ -297,7 +323,8 @@
         break;
       case "connected":
         setState("connected");
-        setStatus("Connected — analysis running", "ok");
+        setStatus("Connected", "ok");
+        showAnalysis(pc);
         break;
       case "disconnected":
         setState("connecting");
@@ -315,6 +342,38 @@
       default:
         break; // "closed": we closed it ourselves
     }
+  }
+
+  // The server asks, on the "meetmood" data channel, for no more video than its analysis
+  // takes now ({type: "send", max_fps, max_height, max_kbps}); the camera's encoder is capped
+  // to that. A room camera keeps its full size (its faces are small), only its rate is capped.
+  // Exposed for tests: app.sendRequest is the last request applied.
+  function listenForSendRequests(pc, channel, roomCamera) {
+    channel.addEventListener("message", async (ev) => {
+      let req = null;
+      try { req = JSON.parse(ev.data); } catch (e) { return; }
+      if (!req || req.type !== "send") return;
+      const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
+      if (!sender) return;
+      try {
+        const params = sender.getParameters();
+        if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+        const height = (sender.track.getSettings() || {}).height || 0;
+        for (const enc of params.encodings) {
+          if (req.max_fps > 0) enc.maxFramerate = req.max_fps;
+          if (req.max_kbps > 0) enc.maxBitrate = req.max_kbps * 1000;
+          if (!roomCamera && req.max_height > 0 && height > req.max_height) {
+            enc.scaleResolutionDownBy = height / req.max_height;
+          } else {
+            enc.scaleResolutionDownBy = 1;
+          }
+        }
+        await sender.setParameters(params);
+        app.sendRequest = req;
+      } catch (e) {
+        console.warn("could not apply the server's send request:", e && e.name);
+      }
+    });
   }
 
   async function join(displayName) {
@@ -348,6 +407,8 @@
       app.pc = pc;
       pc.addEventListener("connectionstatechange", () => onConnectionState(pc));
       for (const track of stream.getTracks()) pc.addTrack(track, stream);
+      listenForSendRequests(pc, pc.createDataChannel("meetmood"),
+        document.getElementById("room-camera").checked);
       await pc.setLocalDescription(await pc.createOffer());
       await waitForIceGathering(pc, ICE_GATHER_CAP_MS);
       if (leaving) return;

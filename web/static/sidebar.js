@@ -1,7 +1,8 @@
 // sidebar.js: the host's live engagement sidebar. Keeps a WebSocket to
 // /api/meetings/{id}/ws open (authorised by the host cookie; reconnecting with 1 s → 15 s backoff), rebuilds from each
 // snapshot, and renders:
-//  - meeting notices (deduplicated by code),
+//  - meeting notices (deduplicated by code), and while the server's models load,
+//    "analysis starting (models loading)…" (participants' faces read "analysis starting"),
 //  - "End meeting" and "Delete meeting and its data"; a participant who withdraws (leaves and
 //    has their data deleted) loses their card, moments and summary lines at once,
 //  - mood summaries, newest first, with a "Summarize now" button and the active summarizer,
@@ -150,6 +151,10 @@
   const roomHist = { ts: [], eng: [], ver: 0 };
   let moments = []; // oldest first, within the history window
   const notices = new Map(); // code -> {code, text, node}
+  const STARTING_TEXT = "analysis starting (models loading)…";
+  const VOICE_STARTING_TEXT = "voice emotion starting (model loading)…";
+  let faceStarting = false; // the face model is still loading (see setModels)
+  let modelsItem = null; // the notices' "analysis starting" line
   const partyColorIndex = new Map(); // participant_id -> index into PARTY_COLORS
   let talkDirty = false;
   let roomDirty = false;
@@ -589,8 +594,10 @@
     setText(r.speaking, speaking ? "speaking" : "");
     const faceVisible = !!(s && s.face_visible);
     setData(r.face, "faceVisible", !s ? "unknown" : faceVisible ? "true" : "false");
-    setAttr(r.face, "title", !s ? "waiting" : faceVisible ? "face visible" : "no face");
-    setText(r.face, !s ? "" : faceVisible ? "face" : "no face");
+    setAttr(r.face, "title", faceStarting && !faceVisible ? STARTING_TEXT :
+      !s ? "waiting" : faceVisible ? "face visible" : "no face");
+    setText(r.face, faceStarting && !faceVisible ? "starting" :
+      !s ? "" : faceVisible ? "face" : "no face");
     const t = room && room.trends ? room.trends[info.participant_id] : null;
     renderTrend(r.trend, t, null);
     // Why: the component that moved most, when it moved enough.
@@ -605,7 +612,9 @@
     setAttr(r.why, "title", stale ? "Analysis for this person is failing or behind; values may be old." :
       top ? `${d ? d.label : top.name} ${signed(top.delta, 2)} over the last ${span(MOVE_SECS)}` : null);
     const label = `${displayName}: engagement ${b === "unknown" ? "unknown" : `${b}, ${num(v, 2)}`}` +
-      `${speaking ? ", speaking" : ""}${!s ? "" : faceVisible ? ", face visible" : ", no face"}` +
+      `${speaking ? ", speaking" : ""}` +
+      `${faceStarting && !faceVisible ? ", analysis starting" : !s ? "" :
+        faceVisible ? ", face visible" : ", no face"}` +
       `${stale ? ", stale" : top ? `, ${r.why.textContent}` : ""}` +
       `${info.left_at != null ? ", left" : ""}`;
     setAttr(r.row, "aria-label", label);
@@ -986,8 +995,9 @@
 
     const faceVisible = !!(s && s.face_visible);
     setData(c.face, "faceVisible", faceVisible ? "true" : "false");
-    setText(c.faceText, !s ? "waiting" : faceVisible ? "face visible" : "no face");
-    setClass(c.card, "no-face", !!s && !faceVisible);
+    setText(c.faceText, faceStarting && !faceVisible ? "analysis starting" :
+      !s ? "waiting" : faceVisible ? "face visible" : "no face");
+    setClass(c.card, "no-face", !!s && !faceVisible && !faceStarting);
 
     renderEngagement(p);
     renderExpressions(p);
@@ -1010,7 +1020,7 @@
     setText(c.engConf, isNum(v) ? `conf ${conf(r.confidence)}` : "");
     setMeter(c.engMeter, v, 0, 1);
     setData(c.engMeter.fill, "band", b);
-    setText(c.engNote, !s ? "waiting for the first analysis" :
+    setText(c.engNote, !s ? (faceStarting ? STARTING_TEXT : "waiting for the first analysis") :
       !isNum(v) ? (r && r.reason) || "not estimated yet" : r.reason || "");
     setData(c.engNote, "kind", isNum(v) ? "caveat" : "reason");
     const mv = new Map(moves(p).map((m) => [m.name, m.delta]));
@@ -1185,6 +1195,7 @@
     let main = DASH;
     let rest = "";
     if (status === "unavailable") main = "voice emotion model unavailable";
+    else if (status === "starting") main = VOICE_STARTING_TEXT;
     else if (status === "disabled") main = "voice emotion off";
     else if (status === "waiting" && !ve) main = "waiting for speech";
     else if (present.length) {
@@ -2292,6 +2303,64 @@
     }
   });
 
+  // ---------- the server's models: loading at start-up, then ready ----------
+  // The server answers while its models load; participants who join meanwhile are analysed
+  // as soon as they are. Until then a line says so, and faces read "analysis starting"
+  // (no face analysed yet is not "no face").
+  function setModels(m) {
+    const starting = !!m && typeof m === "object" && m.state === "starting";
+    const analyzers = starting && m.analyzers && typeof m.analyzers === "object" ? m.analyzers : {};
+    exposed.models = starting ? "starting" : "ready";
+    const face = starting && analyzers.face_emotion === "starting";
+    if (face !== faceStarting) {
+      faceStarting = face;
+      for (const p of people.values()) p.dirty = true;
+      listDirty = true;
+    }
+    if (starting && !modelsItem) {
+      modelsItem = el("p", "notice-item");
+      modelsItem.dataset.code = "models_starting";
+      const icon = el("span", "notice-icon", "…");
+      icon.setAttribute("aria-hidden", "true");
+      modelsItem.append(icon, el("span", "notice-text"));
+      noticesEl.prepend(modelsItem);
+    }
+    if (modelsItem) {
+      // Faces analysed already: only the voice's tone waits for its model.
+      const voiceOnly = !face && analyzers.voice_emotion === "starting";
+      setText(modelsItem.lastChild, voiceOnly ? VOICE_STARTING_TEXT : STARTING_TEXT);
+      modelsItem.hidden = !starting;
+    }
+    setHidden(noticesEl, !Array.from(noticesEl.children).some((x) => !x.hidden));
+  }
+
+  // ---------- the server's load ----------
+  // Once a second: the face rate every participant gets now (lowered evenly when the server
+  // is busy, instead of readings arriving late), CPU and memory of the server's processes.
+  const loadEl = document.getElementById("load");
+  const loadBusyEl = document.getElementById("load-busy");
+  const loadTextEl = document.getElementById("load-text");
+  function setLoad(m) {
+    if (!loadEl || !m || typeof m !== "object") return;
+    const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+    const parts = [];
+    const rate = num(m.face_fps_mean);
+    const target = num(m.face_fps_target);
+    if (rate !== null && num(m.feeds)) {
+      parts.push(`faces ${rate.toFixed(1)}/s each` + (target !== null ? ` (up to ${target.toFixed(0)})` : ""));
+    }
+    const cpu = num(m.cpu_percent);
+    if (cpu !== null) parts.push(`CPU ${Math.round(cpu)} % of ${num(m.cpus) || 1} core${num(m.cpus) === 1 ? "" : "s"}`);
+    const rss = num(m.rss_mb);
+    if (rss !== null) parts.push(`${Math.round(rss)} MB`);
+    const busy = !!m.busy;
+    loadEl.dataset.busy = String(busy);
+    loadBusyEl.textContent = busy ? (typeof m.text === "string" && m.text ? m.text : "analysis rate reduced: server busy") : "";
+    loadTextEl.textContent = (busy ? " · " : "Server: ") + parts.join(" · ");
+    setHidden(loadEl, parts.length === 0 && !busy);
+    exposed.load = { busy, text: loadBusyEl.textContent, line: loadEl.textContent };
+  }
+
   // ---------- notices ----------
   // Join attempts whose connection never came up are not people: only their number shows.
   function showUnconnectedJoins(count) {
@@ -2448,6 +2517,8 @@
     roomDirty = true;
     chartsDue = true;
     for (const n of Array.isArray(msg.notices) ? msg.notices : []) addNotice(n);
+    setModels(msg.models);
+    setLoad(msg.load);
     showUnconnectedJoins(msg.unconnected_joins);
     root.dispatchEvent(new CustomEvent("meetmood:bots", {
       detail: Array.isArray(msg.bots) ? msg.bots : [],
@@ -2520,6 +2591,12 @@
       case "notice":
         addNotice(msg);
         return; // shown at once; rare
+      case "models":
+        setModels(msg);
+        break;
+      case "load":
+        setLoad(msg);
+        return; // its own line; nothing else to draw
       case "bot":
         // The invite panel (bots.js) keeps the bots' list; it hears them from this socket.
         root.dispatchEvent(new CustomEvent("meetmood:bot", { detail: msg.bot }));

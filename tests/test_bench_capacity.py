@@ -1,0 +1,108 @@
+"""``meetmood bench capacity``: a real server, senders in their own processes, figures.
+
+A tiny run as users run it (two participants, a few seconds), and the search for the
+largest N that meets the targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from bot import bench_capacity
+from bot.bench_capacity import CapacityFigures, CapacityOptions, encode_audio, encode_video
+from bot.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("loopback_only")
+def test_bench_capacity_tiny_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(
+        capsys,
+        "bench",
+        "capacity",
+        "--participants",
+        "2",
+        "--seconds",
+        "4",
+        "--warmup",
+        "1",
+        "--senders-per-process",
+        "1",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "10",
+        "--json",
+        "--set",
+        "inference.mode=thread",
+        "--set",
+        'analyzers.enabled=["face_emotion"]',
+        "--set",
+        "analyzers.face_emotion.device=cpu",
+    )
+    assert code == 0, err
+    figures = json.loads(out)  # stdout is pure JSON
+    assert figures["participants"] == figures["connected"] == 2
+    assert figures["send"] == "320x240@10 VP8 + Opus"
+    # The server's own count of analyses (its load reports), and the host socket's timing.
+    assert figures["face_fps_target"] == 15.0
+    assert 0 < figures["face_fps_min"] <= figures["face_fps_mean"] <= 10.5
+    assert figures["latency_samples"] > 0
+    assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p95"] <= figures["latency_ms_p99"]
+    assert figures["cpu_percent"] > 0 and figures["senders_cpu_percent"] > 0
+    assert figures["rss_mb_peak"] >= figures["pss_mb_peak"] > 0
+    assert figures["db_writes_per_sec"] > 0  # states stored
+    assert figures["voice_model"] == "none"  # not enabled
+    assert isinstance(figures["meets_targets"], bool) and isinstance(figures["misses"], list)
+
+
+def test_the_replayed_clips_are_real_video_and_audio() -> None:
+    clip = encode_video(160, 120, 5.0, secs=2.0)
+    assert (clip.width, clip.height, clip.fps) == (160, 120, 5.0)
+    codec = av.CodecContext.create("libvpx", "r")
+    frames = [f for p in clip.packets for f in codec.decode(av.Packet(p))]
+    assert len(frames) == 10
+    # VP8 keyframes (the frame tag's inverse key-frame bit is 0): the first, then one every 2 s.
+    keyframes = [i for i, p in enumerate(clip.packets) if p[0] & 1 == 0]
+    assert keyframes == [0]
+    assert (frames[0].width, frames[0].height) == (160, 120)
+    audio = encode_audio()
+    assert len(audio.speech) > 50 and len(audio.silence) < 20  # 20 ms packets; silence is tiny
+
+
+async def test_find_max_bisects_for_the_largest_n_that_meets_the_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tried: list[int] = []
+    template = CapacityFigures(
+        **{name: 0 for name in CapacityFigures.__dataclass_fields__}  # type: ignore[arg-type]
+    )
+
+    async def fake_run(n: int, options: CapacityOptions) -> CapacityFigures:
+        await asyncio.sleep(0)
+        tried.append(n)
+        return replace(template, participants=n, meets_targets=n <= 13, misses=())
+
+    monkeypatch.setattr(bench_capacity, "run_capacity", fake_run)
+    best, runs = await bench_capacity.find_max(49, CapacityOptions(), lambda f: None)
+    assert best == 13
+    assert tried[0] == 49 and len(tried) <= 7
+    assert [r.participants for r in runs] == tried
+    tried.clear()
+    assert (await bench_capacity.find_max(8, CapacityOptions(), lambda f: None))[0] == 8
+    assert tried == [8]
