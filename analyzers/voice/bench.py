@@ -61,27 +61,7 @@ def save_base_size_emotion_model(
     its cost and memory are the real model's. For speed benchmarks where the real
     weights cannot be downloaded.
     """
-    from transformers import (
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2ForSequenceClassification,
-    )
-
-    cfg = Wav2Vec2Config(  # type: ignore[call-arg]  # num_labels etc. go to PretrainedConfig
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-        classifier_proj_size=256,
-    )
-    Wav2Vec2ForSequenceClassification(cfg).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]
-        feature_size=1,
-        sampling_rate=SAMPLE_RATE,
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=True,
-    ).save_pretrained(folder)
-    return folder
+    return _save_random_classifier(folder, labels, classifier_proj_size=256)
 
 
 def save_tiny_emotion_model(
@@ -92,13 +72,9 @@ def save_tiny_emotion_model(
     The configuration is PLATFORM.md section 5's; the output is meaningless but the
     compute path is the real one. Used by tests and by :func:`bench_voice`.
     """
-    from transformers import (
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2ForSequenceClassification,
-    )
-
-    cfg = Wav2Vec2Config(  # type: ignore[call-arg]  # num_labels etc. go to PretrainedConfig
+    return _save_random_classifier(
+        folder,
+        labels,
         vocab_size=32,
         hidden_size=64,
         num_hidden_layers=2,
@@ -111,10 +87,23 @@ def save_tiny_emotion_model(
         num_conv_pos_embedding_groups=4,
         do_stable_layer_norm=True,
         feat_extract_norm="layer",
+        classifier_proj_size=32,
+    )
+
+
+def _save_random_classifier(folder: Path, labels: tuple[str, ...], **config: Any) -> Path:
+    """A random-weight Wav2Vec2 classifier of ``config`` and its feature extractor, saved."""
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    cfg = Wav2Vec2Config(  # type: ignore[call-arg]  # num_labels etc. go to PretrainedConfig
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
-        classifier_proj_size=32,
+        **config,
     )
     Wav2Vec2ForSequenceClassification(cfg).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]
