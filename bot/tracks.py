@@ -142,7 +142,10 @@ async def receive(
     received = 0
     while True:
         try:
-            frame = await asyncio.wait_for(track.recv(), timeout_secs)
+            # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that comes as a
+            # frame arrives, and this loop then never ends (a participant who leaves hangs).
+            async with asyncio.timeout(timeout_secs):
+                frame = await track.recv()
         except TimeoutError:
             if track.readyState == "ended":
                 return received
