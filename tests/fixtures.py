@@ -6,7 +6,8 @@
 - Each test is of one kind, ``unit``, ``model`` or ``e2e`` (its closest marker), and
   ``unit`` is enforced: a unit test that loads a model fails (see
   :func:`_unit_tests_load_no_model`), so ``pytest -m unit`` stays a fast, model-free loop.
-- Real pieces several files need: headless Chromium (Debian's), the astronaut photo and
+- Real pieces several files need: headless Chromium (Debian's), the host link opened as
+  a host opens it, the astronaut photo and
   a two-face frame made from it, scripts loaded by path, a network that refuses to
   connect, and the face analyzer loaded once per session.
 """
@@ -29,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from bot.bench_sidebar import CHROMIUM_ARGS, CHROMIUM_PATHS
+from bot.bench_sidebar import CHROMIUM_ARGS, CHROMIUM_PATHS, wait_for_js
 from tests.media import astronaut as load_astronaut
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser
+    from playwright.async_api import Browser, Page
 
     from analyzers.face.emotion import FaceEmotionAnalyzer
     from tests.janus_server import JanusServer
@@ -197,6 +198,18 @@ async def browser() -> AsyncIterator[Browser]:
     """Headless Chromium (see :func:`chromium`), closed after the test."""
     async with chromium() as b:
         yield b
+
+
+async def open_host_link(page: Page, base: str, meeting_id: str, token: str) -> None:
+    """Follow the host link in ``page`` and wait until its sidebar is live.
+
+    The link sets the host cookie and refreshes to the address without the token. A test
+    that clicks before the sidebar's script has run clicks a button with nothing wired to
+    it yet; once the socket is live the whole script has run.
+    """
+    await page.goto(f"{base}/host/{meeting_id}?token={token}")
+    await page.wait_for_url(f"{base}/host/{meeting_id}")
+    await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
 
 
 @cache

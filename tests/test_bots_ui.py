@@ -27,6 +27,7 @@ from playwright.async_api import Browser, Page, expect
 from bot.bench_sidebar import wait_for_js
 from bot.meeting import MeetingManager
 from tests.conftest import make_settings
+from tests.fixtures import open_host_link
 from tests.remote import WhepEndpoint
 from web.app import create_app
 
@@ -84,10 +85,7 @@ async def open_host(
     page.on(
         "console", lambda m: errors.extend([m.text] if "Content Security Policy" in m.text else [])
     )
-    await page.goto(f"{base}/host/{meeting_id}?token={token}")
-    # The host link sets the cookie and refreshes to the address without the token.
-    await page.wait_for_url(f"{base}/host/{meeting_id}")
-    await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
+    await open_host_link(page, base, meeting_id, token)
     return page, errors
 
 

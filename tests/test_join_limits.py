@@ -35,6 +35,7 @@ from bot.bench_sidebar import wait_for_js
 from bot.settings import LimitsSettings, Settings
 from bot.sources.browser import OfferError, check_offer, filter_candidates
 from tests.conftest import ADMIN, make_settings
+from tests.fixtures import open_host_link
 from tests.media import ImageVideoTrack, face_frame_rgb
 from web.app import create_app
 from web.keys import MANAGER
@@ -604,8 +605,7 @@ async def test_sidebar_shows_unconnected_joins_as_a_count(
     manager = server.app[MANAGER]
     record, host_token = await manager.create_meeting("Count")
     page = await browser.new_page(viewport={"width": 400, "height": 900})
-    await page.goto(f"{base}/host/{record.id}?token={host_token}")
-    await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
+    await open_host_link(page, base, record.id, host_token)
 
     pc, sdp = await offer_sdp()
     await pc.close()

@@ -32,6 +32,7 @@ from bot.sources.browser import restrict_host_addresses
 from bot.store import MeetingRecord, Store
 from bot.types import NoticeEvent
 from tests.conftest import make_settings
+from tests.fixtures import open_host_link
 from tests.media import ImageVideoTrack, TrackSource, face_frame_rgb
 from tests.served import LOOPBACK, join_peer, serve
 from web.app import create_app
@@ -314,8 +315,7 @@ async def test_the_sidebar_reconnects_with_backoff_after_the_server_restarts(
         record, host_token = await manager.create_meeting("Restart")
         meeting = await manager.live(record.id)
         pid = meeting.join("Ada", source).record.id
-        await page.goto(f"{base}/host/{record.id}?token={host_token}")
-        await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
+        await open_host_link(page, base, record.id, host_token)
         await wait_for_js(
             page,
             f"window.sidebar.participants[{pid!r}] && "

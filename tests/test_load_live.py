@@ -23,6 +23,7 @@ from bot.bench_sidebar import wait_for_js
 from bot.load import BUSY_TEXT
 from bot.meeting import MeetingManager
 from tests.conftest import ADMIN, make_settings
+from tests.fixtures import open_host_link
 from tests.media import ImageVideoTrack, face_frame_rgb
 from tests.served import join_peer
 from web.app import create_app
@@ -140,8 +141,7 @@ async def test_the_host_page_shows_the_load_and_says_when_the_server_is_busy(
     page = await browser.new_page(viewport={"width": 400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(f"{base}/host/{record.id}?token={token}")
-    await page.wait_for_url(f"{base}/host/{record.id}")
+    await open_host_link(page, base, record.id, token)
     # Once a second the server's load: CPU and memory of its processes.
     await wait_for_js(
         page, "/CPU \\d+ % of \\d+ cores?/.test(window.sidebar.load.line)", timeout_ms=10_000

@@ -54,6 +54,7 @@ from bot.types import (
     VoiceObservation,
 )
 from tests.conftest import ADMIN, make_settings
+from tests.fixtures import open_host_link
 from tests.media import TrackSource
 from web.app import create_app
 from web.views import join_notice
@@ -405,7 +406,7 @@ async def test_sidebar_downloads_each_format(
     server = await aiohttp_server(create_app(make_settings(path, **{"analyzers.enabled": []})))
     base = str(server.make_url("")).rstrip("/")
     page = await browser.new_page(accept_downloads=True)
-    await page.goto(f"{base}/host/{meeting_id}?token={token}")
+    await open_host_link(page, base, meeting_id, token)
     got = {}
     for fmt in ("pdf", "csv"):
         async with page.expect_download() as info:

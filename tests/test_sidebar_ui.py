@@ -60,7 +60,7 @@ from bot.types import (
     VoiceObservation,
 )
 from tests.conftest import make_settings
-from tests.fixtures import CHROMIUM
+from tests.fixtures import CHROMIUM, open_host_link
 from web import ws as web_ws
 from web.app import create_app
 
@@ -289,9 +289,7 @@ async def open_host(
         "console", lambda m: errors.extend([m.text] if "Content Security Policy" in m.text else [])
     )
     page.on("request", lambda r: requests.append(r.url))
-    await page.goto(f"{base}/host/{meeting_id}?token={token}")
-    await page.wait_for_url(f"{base}/host/{meeting_id}")  # the token leaves the address bar
-    await wait_for_js(page, "window.sidebar.socketState === 'live'", timeout_ms=10_000)
+    await open_host_link(page, base, meeting_id, token)
     return page, errors, requests
 
 
