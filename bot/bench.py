@@ -43,7 +43,7 @@ def bench_face_image() -> np.ndarray:
     return canvas
 
 
-class _ImageTrack(MediaStreamTrack):
+class ImageTrack(MediaStreamTrack):
     """Sends one image at a fixed frame rate with correct timestamps."""
 
     kind = "video"
@@ -54,6 +54,7 @@ class _ImageTrack(MediaStreamTrack):
         self._start: float | None = None
 
     async def recv(self) -> av.VideoFrame:
+        """The next frame, at its time (the clock starts with the first request)."""
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
@@ -125,7 +126,7 @@ async def bench_pipeline(
         meeting, _ = await manager.create_meeting("bench")
         for i in range(participants):
             pc = RTCPeerConnection()
-            pc.addTrack(_ImageTrack(image, send_fps))
+            pc.addTrack(ImageTrack(image, send_fps))
             await pc.setLocalDescription(await pc.createOffer())
             assert pc.localDescription is not None
             _, answer = await manager.join_browser(

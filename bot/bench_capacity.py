@@ -40,14 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fractions
 import json
 import math
 import multiprocessing as mp
 import os
 import queue
-import re
 import signal
 import sqlite3
 import statistics
@@ -56,7 +54,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
@@ -67,6 +65,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
 from bot.bench import percentile
+from bot.child import environment_without_settings, start_server
 
 #: What a run must meet to pass (the issue's targets on a 2-core machine).
 TARGETS = {
@@ -456,78 +455,11 @@ def server_settings(participants: int, database: Path) -> dict[str, Any]:
     }
 
 
-@dataclass
-class _Server:
-    proc: asyncio.subprocess.Process
-    url: str = ""
-    lines: list[str] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-
-async def _start_server(
-    config: Path | None, user_sets: list[str], bench: dict[str, Any], start_secs: float = 120.0
-) -> _Server:
-    args = [sys.executable, "-m", "bot", "serve"]
-    if config is not None:
-        args += ["--config", str(config)]
-    # The user's --set flags win, except where the bench must decide (address, database).
+def server_args(user_sets: list[str], bench: dict[str, Any]) -> list[str]:
+    """The ``--set`` items: the user's win, except where the bench must decide (address, db)."""
     fixed = ("server.host", "server.port", "storage.database")
     sets = [f"{k}={json.dumps(v)}" for k, v in bench.items() if k not in fixed]
-    sets += user_sets + [f"{k}={json.dumps(bench[k])}" for k in fixed]
-    for item in sets:
-        args += ["--set", item]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEETMOOD_")}
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=_end_with_bench if sys.platform == "linux" else None,
-    )
-    assert proc.stdout is not None
-    server = _Server(proc)
-    try:
-        async with asyncio.timeout(start_secs):
-            while not server.url:
-                line = (await proc.stdout.readline()).decode(errors="replace")
-                if not line:
-                    raise RuntimeError("server did not start:\n" + "".join(server.lines[-30:]))
-                server.lines.append(line)
-                if m := re.search(r"running at (http://\S+?)/ ", line):
-                    server.url = m.group(1)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-
-    async def read_rest() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            server.lines.append(raw.decode(errors="replace"))
-            del server.lines[:-5000]
-
-    server.reader = asyncio.create_task(read_rest())
-    return server
-
-
-def _end_with_bench() -> None:
-    """In the server child: be sent SIGTERM (a clean stop) if the bench dies first."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-async def _stop_server(server: _Server) -> None:
-    if server.proc.returncode is None:
-        server.proc.send_signal(signal.SIGINT)
-    try:
-        await asyncio.wait_for(server.proc.wait(), 60)
-    except TimeoutError:
-        server.proc.kill()
-        await server.proc.wait()
-    if server.reader is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.reader, 10)
+    return sets + user_sets + [f"{k}={json.dumps(bench[k])}" for k in fixed]
 
 
 class _ProcessFigures:
@@ -696,7 +628,12 @@ async def run_capacity(participants: int, options: CapacityOptions) -> CapacityF
         )
         if voice_model and voice_model != options.voice_model:
             bench["analyzers.voice_emotion.model"] = voice_model
-        server = await _start_server(options.config, list(options.sets), bench)
+        server = await start_server(
+            env=environment_without_settings(),
+            config=options.config,
+            sets=server_args(list(options.sets), bench),
+            keep_lines=5000,
+        )
         stop = ctx.Event()
         events = ctx.Queue()
         senders: list[Any] = []
@@ -762,7 +699,7 @@ async def run_capacity(participants: int, options: CapacityOptions) -> CapacityF
                 await asyncio.get_running_loop().run_in_executor(None, proc.join, 30)
                 if proc.is_alive():
                     proc.kill()
-            await _stop_server(server)
+            await server.stop()
     return _figures(participants, connected, options, video, audio, figures, voice_source)
 
 

@@ -22,11 +22,8 @@ sender encodes its video in this process, on the same cores as the server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import re
-import signal
 import statistics
 import sys
 import tempfile
@@ -38,7 +35,8 @@ from typing import Any
 import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from bot.bench import _ImageTrack, bench_face_image
+from bot.bench import ImageTrack, bench_face_image
+from bot.child import environment_without_settings, start_server
 from bot.sources.browser import restrict_host_addresses
 
 #: How often /healthz is asked while the models load, in seconds.
@@ -117,25 +115,21 @@ async def bench_startup(
 async def _run_once(
     folder: Path, image: Any, config: Path | None, sets: tuple[str, ...]
 ) -> StartupRun:
-    args = [sys.executable, "-m", "bot", "serve"]
-    if config is not None:
-        args += ["--config", str(config)]
     # The user's --set flags first; the bench's last, so that it decides where and how.
     bench = bench_settings(folder / "meetmood.sqlite3")
-    for item in (*sets, *(f"{k}={json.dumps(v)}" for k, v in bench.items())):
-        args += ["--set", item]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEETMOOD_")}
+    env = environment_without_settings()
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
     launched = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    server = await start_server(
+        env=env,
+        config=config,
+        sets=[*sets, *(f"{k}={json.dumps(v)}" for k, v in bench.items())],
+        start_secs=STAGE_TIMEOUT_SECS,
+        keep_lines=200,
     )
-    lines: list[str] = []
-    reader: asyncio.Task[None] | None = None
+    url = server.url
     try:
-        url = await _address(proc, lines)
-        reader = asyncio.create_task(_keep_reading(proc, lines))
         async with aiohttp.ClientSession() as http:
             health = await _get_json(http, f"{url}/healthz")
             first_http = time.monotonic() - launched
@@ -148,11 +142,10 @@ async def _run_once(
             models_ready = time.monotonic() - launched
             first_state, face = await _join_and_watch(http, url, image)
     except BaseException:
-        if lines:
-            print("".join(lines[-30:]), file=sys.stderr)
+        print("".join(server.lines[-30:]), file=sys.stderr)
         raise
     finally:
-        await _stop(proc, reader)
+        await server.stop()
     return StartupRun(
         first_http_secs=round(first_http, 3),
         models_ready_secs=round(models_ready, 3),
@@ -161,26 +154,6 @@ async def _run_once(
         models_at_first_http=models_at_first,
         analyzers=dict(health.get("analyzers", {})),
     )
-
-
-async def _address(proc: asyncio.subprocess.Process, lines: list[str]) -> str:
-    """The base URL the server prints once it answers."""
-    assert proc.stdout is not None
-    async with asyncio.timeout(STAGE_TIMEOUT_SECS):
-        while True:
-            line = (await proc.stdout.readline()).decode(errors="replace")
-            if not line:
-                raise RuntimeError("the server did not start:\n" + "".join(lines[-30:]))
-            lines.append(line)
-            if m := re.search(r"running at (http://\S+?)/ ", line):
-                return m.group(1)
-
-
-async def _keep_reading(proc: asyncio.subprocess.Process, lines: list[str]) -> None:
-    assert proc.stdout is not None
-    async for raw in proc.stdout:
-        lines.append(raw.decode(errors="replace"))
-        del lines[:-200]
 
 
 async def _get_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
@@ -202,7 +175,7 @@ async def _join_and_watch(http: aiohttp.ClientSession, url: str, image: Any) -> 
             snapshot = await ws.receive_json()
             if snapshot.get("type") != "snapshot":
                 raise RuntimeError(f"the sidebar socket began with {snapshot.get('type')!r}")
-            pc.addTrack(_ImageTrack(image, SEND_FPS))
+            pc.addTrack(ImageTrack(image, SEND_FPS))
             await pc.setLocalDescription(await pc.createOffer())  # gathers the candidates
             assert pc.localDescription is not None
             join_token = meeting["join_url"].split("token=")[1]
@@ -235,21 +208,6 @@ async def _join_and_watch(http: aiohttp.ClientSession, url: str, image: Any) -> 
                         return first_state, time.monotonic() - joined
     finally:
         await pc.close()
-
-
-async def _stop(proc: asyncio.subprocess.Process, reader: asyncio.Task[None] | None) -> None:
-    """SIGINT (the clean shutdown, as Ctrl-C), then SIGKILL after 60 s."""
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        await asyncio.wait_for(proc.wait(), 60)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-    if reader is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(reader, 10)
 
 
 def format_startup(figures: StartupFigures, as_json: bool) -> str:

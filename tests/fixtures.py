@@ -6,8 +6,8 @@
 - Each test is of one kind, ``unit``, ``model`` or ``e2e`` (its closest marker), and
   ``unit`` is enforced: a unit test that loads a model fails (see
   :func:`_unit_tests_load_no_model`), so ``pytest -m unit`` stays a fast, model-free loop.
-- Real pieces several files need: headless Chromium (Debian's), the host link opened as
-  a host opens it, the astronaut photo and
+- Real pieces several files need: the ``meetmood`` command run in-process, headless
+  Chromium (Debian's), the host link opened as a host opens it, the astronaut photo and
   a two-face frame made from it, scripts loaded by path, a network that refuses to
   connect, and the face analyzer loaded once per session.
 """
@@ -176,6 +176,18 @@ FAKE_MEDIA_ARGS = (
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 )
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    """``meetmood *argv`` in this process: its exit status, standard output and error."""
+    from bot.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse exits on its own usage errors
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @asynccontextmanager

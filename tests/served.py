@@ -1,26 +1,22 @@
 """A real meetmood for tests: a ``meetmood serve`` child process, and a peer that joins.
 
-:func:`serve` starts ``python -m bot serve`` in this run's clean environment
-(:func:`tests.isolation.server_env`) with the given settings, on a free loopback port,
-and keeps reading everything it prints; by default it returns once the server's models
-are loaded too (the server answers before that: ``/healthz`` says when). :func:`join_peer`
+:func:`serve` starts ``python -m bot serve`` (:func:`bot.child.start_server`) in this
+run's clean environment (:func:`tests.isolation.server_env`) with the given settings, on a
+free loopback port, and keeps reading everything it prints; by default it returns once the
+server's models are loaded too (the server answers before that: ``/healthz`` says when).
+:func:`join_peer`
 makes an aiortc peer join a meeting as a browser does (offer, consent), through any
 aiohttp client.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-import signal
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from bot.child import ChildServer, start_server
 from tests.isolation import server_env
 
 #: What every server here runs with besides its database: loopback ICE, quick flushes.
@@ -32,87 +28,18 @@ LOOPBACK = {
 }
 
 
-@dataclass
-class Served:
-    """A ``meetmood serve`` child process and everything it printed (stdout and stderr)."""
-
-    proc: asyncio.subprocess.Process
-    url: str
-    lines: list[str] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    async def line_matching(self, pattern: str, secs: float = 30.0) -> re.Match[str]:
-        """The first printed line that matches ``pattern`` (waiting for it if need be)."""
-        async with asyncio.timeout(secs):
-            while True:
-                for line in self.lines:
-                    if m := re.search(pattern, line):
-                        return m
-                if self.reader is not None and self.reader.done():
-                    raise AssertionError(f"never printed {pattern!r}:\n{self.output}")
-                await asyncio.sleep(0.05)
-
-    async def stop(self, sig: int = signal.SIGINT) -> int:
-        """Send ``sig`` (SIGINT: the clean shutdown, as Ctrl-C), wait, return the exit status."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            self.proc.kill()
-            code = await self.proc.wait()
-        if self.reader is not None:
-            await asyncio.wait_for(self.reader, 10)
-        return code
-
-
 async def serve(
     database: Path, start_secs: float = 60.0, *, models_loaded: bool = True, **settings: Any
-) -> Served:
+) -> ChildServer:
     """Start ``python -m bot serve`` on a free loopback port with the database and settings.
 
     ``models_loaded``: return only once ``/healthz`` says the models are loaded (within
     ``start_secs`` too); else as soon as the server answers.
     """
     values = {**LOOPBACK, "server.port": 0, "storage.database": str(database), **settings}
-    env = settings_env(values)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    served = Served(proc, "")
-    async with asyncio.timeout(start_secs):
-        while not served.url:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise AssertionError("the server did not start:\n" + served.output)
-            served.lines.append(line)
-            if m := re.search(r"running at (http://\S+?)/ ", line):
-                served.url = m.group(1)
-
-    async def read_rest() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            served.lines.append(raw.decode())
-
-    served.reader = asyncio.create_task(read_rest())
+    served = await start_server(env=settings_env(values), start_secs=start_secs)
     if models_loaded:
-        async with asyncio.timeout(start_secs), aiohttp.ClientSession() as http:
-            while True:
-                async with http.get(f"{served.url}/healthz") as resp:
-                    if (await resp.json())["models"] == "ready":
-                        break
-                await asyncio.sleep(0.1)
+        await served.wait_models_loaded(start_secs)
     return served
 
 

@@ -10,26 +10,19 @@ import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import av
 import pytest
 
 from bot import bench_capacity
 from bot.bench_capacity import CapacityFigures, CapacityOptions, encode_audio, encode_video
-from bot.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.fixtures import run_cli
 
 
 @pytest.mark.e2e
 @pytest.mark.usefixtures("loopback_only")
 def test_bench_capacity_tiny_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "bench",
         "capacity",

@@ -13,15 +13,9 @@ import pytest
 
 from analyzers.face.emotion import DEEPFACE_EMOTION_WEIGHTS
 from analyzers.voice.synth import espeak_speech
-from bot.cli import main
 from bot.store import Store
+from tests.fixtures import run_cli
 from tests.media import astronaut, write_wav
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def read_meetings(database: Path) -> list[object]:
@@ -38,7 +32,7 @@ def test_meeting_create_prints_working_links_and_stores_the_meeting(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     database = tmp_path / "meetmood.sqlite3"
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "meeting",
         "create",
@@ -74,7 +68,7 @@ def test_meeting_create_prints_working_links_and_stores_the_meeting(
     assert host_token not in database.read_bytes().decode("latin-1")  # stored hashed only
 
     # `meeting list` finds it, with its join link and never the host link.
-    code, listed, err = run(capsys, "meeting", "list", "--database", database)
+    code, listed, err = run_cli(capsys, "meeting", "list", "--database", database)
     assert code == 0, err
     assert meeting_id in listed and join_token in listed and host_token not in listed
 
@@ -83,7 +77,7 @@ def test_meeting_create_prints_working_links_and_stores_the_meeting(
 def test_meeting_create_without_a_name_is_called_meeting(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, err = run(capsys, "meeting", "create", "--database", tmp_path / "m.sqlite3")
+    code, out, err = run_cli(capsys, "meeting", "create", "--database", tmp_path / "m.sqlite3")
     assert code == 0, err
     assert re.search(r"^meeting: +Meeting \(\S+\)$", out, re.MULTILINE), out
 
@@ -92,7 +86,7 @@ def test_meeting_create_without_a_name_is_called_meeting(
 @pytest.mark.usefixtures("loopback_only")
 def test_bench_pipeline_tiny_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     # One loopback peer sending the astronaut at 10 fps for 1 s (after its 3 s warm-up).
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "bench",
         "pipeline",
@@ -135,7 +129,7 @@ def test_eval_voice_exits_1_when_the_model_cannot_load(
     labels = tmp_path / "labels.csv"
     labels.write_text("filename,label\na.wav,neutral\n")
     missing = tmp_path / "no-such-model"
-    code, out, err = run(capsys, "eval", "voice", clips, "--labels", labels, "--model", missing)
+    code, out, err = run_cli(capsys, "eval", "voice", clips, "--labels", labels, "--model", missing)
     assert code == 1
     assert out == ""
     (line,) = err.strip().splitlines()
@@ -157,7 +151,7 @@ def test_eval_faces_exits_1_when_the_model_cannot_load(
     assert cv2.imwrite(str(photos / "a.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
     labels = tmp_path / "labels.csv"
     labels.write_text("filename,label\na.png,happy\n")
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "eval",
         "faces",

@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from tests.fixtures import run_cli
 
 pytestmark = pytest.mark.unit
-
-
-def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse exits on its own errors
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -67,7 +59,7 @@ def test_one_line_key_reason_and_status_2(
 ) -> None:
     (tmp_path / "c.csv").write_text("a.png,1\n")
     (tmp_path / "bad.csv").write_text("filename,label\na.png,contempt\n")
-    code, err = _run(capsys, [a.format(d=tmp_path) for a in argv])
+    code, _, err = run_cli(capsys, *[a.format(d=tmp_path) for a in argv])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -84,7 +76,7 @@ def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(
 ) -> None:
     folder = tmp_path / "meetings.sqlite3"
     folder.mkdir()  # a folder where the database file should be
-    code, err = _run(capsys, ["serve", "--port", "0", "--database", str(folder)])
+    code, _, err = run_cli(capsys, "serve", "--port", "0", "--database", folder)
     assert code == 1
     assert f"meetmood: storage.database: cannot open {folder}" in err
     assert "Traceback" not in err

@@ -23,7 +23,7 @@ from analyzers.face.eval import (
     read_face_counts,
 )
 from analyzers.types import EMOTIONS, Emotion
-from bot.cli import main
+from tests.fixtures import run_cli
 from tests.media import astronaut as load_astronaut
 
 EVAL_DATA = Path(__file__).parent / "data" / "eval"
@@ -54,12 +54,6 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "filename,label\nastronaut.png,Happiness\nmirrored.jpg, surprised\nblank.png,anger\n"
     )
     return folder
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _confusion_rows(text: str) -> dict[str, list[int]]:
@@ -179,7 +173,7 @@ def test_detection_report_counts() -> None:
 def test_eval_faces_whole_photos(
     capsys: pytest.CaptureFixture[str], photos: Path, astronaut: np.ndarray
 ) -> None:
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys, "eval", "faces", photos, "--labels", photos / "labels.csv", "--device", "cpu"
     )
     assert code == 0, err
@@ -203,7 +197,7 @@ def test_eval_faces_whole_photos(
 def test_eval_faces_json_and_detector_flag(
     capsys: pytest.CaptureFixture[str], photos: Path
 ) -> None:
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "eval",
         "faces",
@@ -260,14 +254,14 @@ def test_eval_faces_tight_crops(
     assert cv2.imwrite(str(tmp_path / "face48.png"), gray48)  # a gray file, as in FER2013
     (tmp_path / "labels.csv").write_text("face.png,happy\nface48.png,ha\n")
     args = ["eval", "faces", tmp_path, "--labels", tmp_path / "labels.csv", "--device", "cpu"]
-    code, out, err = _run(capsys, *args, "--crops", "--verbose")
+    code, out, err = run_cli(capsys, *args, "--crops", "--verbose")
     assert code == 0, err
     assert "detector none (--crops)" in out.splitlines()[0]
     assert "faces found: 2 / 2 images (coverage 100.0 %)" in out
     assert "accuracy: 2 / 2 = 100.0 %" in out
     assert _confusion_rows(out)["happy"][HAPPY] == 2
     # Without --crops the detector gets no face from a 48x48 crop: reported, not counted.
-    code, out, err = _run(capsys, *args, "--detector", "haar")
+    code, out, err = run_cli(capsys, *args, "--detector", "haar")
     assert code == 0, err
     assert "face48.png" in out.split("no face found (not counted below): ")[1].splitlines()[0]
 
@@ -279,7 +273,7 @@ def test_eval_faces_compare_deepface(
     import os
 
     monkeypatch.setenv("DEEPFACE_HOME", "/nonexistent/decoy")
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "eval",
         "faces",
@@ -328,7 +322,7 @@ def test_eval_faces_bad_input(
     else:
         labels.write_text("broken.jpg,happy\n")
         folder = tmp_path / "nowhere"
-    code, out, err = _run(capsys, "eval", "faces", folder, "--labels", labels, "--device", "cpu")
+    code, out, err = run_cli(capsys, "eval", "faces", folder, "--labels", labels, "--device", "cpu")
     assert code == 2
     assert out == ""
     assert f"meetmood: {message.format(d=tmp_path)}" in err
@@ -339,7 +333,7 @@ def test_eval_faces_bad_input(
 def test_eval_cli_refuses_crops_with_deepface(
     capsys: pytest.CaptureFixture[str], photos: Path
 ) -> None:
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "eval",
         "faces",
@@ -383,7 +377,7 @@ def detect_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_eval_detect_counts(
     capsys: pytest.CaptureFixture[str], detect_set: Path, detector: str
 ) -> None:
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "eval",
         "detect",
@@ -417,7 +411,7 @@ def test_eval_detect_counts(
 @pytest.mark.model
 def test_eval_detect_verbose_text(capsys: pytest.CaptureFixture[str], detect_set: Path) -> None:
     args = ["eval", "detect", detect_set, "--labels", detect_set / "counts.csv"]
-    code, out, err = _run(capsys, *args, "--detector", "haar", "--verbose")
+    code, out, err = run_cli(capsys, *args, "--detector", "haar", "--verbose")
     assert code == 0, err
     assert out.splitlines()[0].startswith("face detection eval: detector haar")
     assert "exact count: 5 / 6 = 83.3 %" in out
@@ -427,7 +421,9 @@ def test_eval_detect_verbose_text(capsys: pytest.CaptureFixture[str], detect_set
     assert table[0].split() == ["astronaut.png", "2", "1", "under"]
     assert len(table) == 6
     (detect_set / "bad.csv").write_text("astronaut.png,1.5\n")
-    code, out, err = _run(capsys, "eval", "detect", detect_set, "--labels", detect_set / "bad.csv")
+    code, out, err = run_cli(
+        capsys, "eval", "detect", detect_set, "--labels", detect_set / "bad.csv"
+    )
     assert code == 2
     assert ":1: face count '1.5' is not a whole number" in err
 
@@ -436,7 +432,7 @@ def test_eval_detect_verbose_text(capsys: pytest.CaptureFixture[str], detect_set
 def test_sample_sets_are_written_and_readable(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, err = _run(capsys, "eval", "sample-sets", tmp_path)
+    code, out, err = run_cli(capsys, "eval", "sample-sets", tmp_path)
     assert code == 0, err
     counts = dict(read_face_counts(tmp_path / "detect" / "counts.csv"))
     assert all((tmp_path / "detect" / name).is_file() for name in counts)
