@@ -248,6 +248,9 @@ class LiveMeeting:
         self._ticker: asyncio.Task[None] | None = None
         #: Browsers answered but not connected yet, by their future participant id.
         self.pending: dict[str, PendingParticipant] = {}
+        #: Joins past the limits check whose answer is still being made: they count
+        #: towards the meeting's size, or simultaneous joins would all see the same count.
+        self.joining = 0
         #: Join attempts that never connected (loaded from the store by the manager).
         self.unconnected_joins = 0
         #: Set when the meeting starts closing: no one joins any more.
@@ -886,9 +889,10 @@ class MeetingManager:
         meeting = await self.live(meeting_id)
         if meeting.closing or meeting.record.ended_at is not None:
             raise MeetingEnded(meeting_id)
-        peers = len(meeting.participants) + len(meeting.pending)
+        peers = len(meeting.participants) + len(meeting.pending) + meeting.joining
         slot = self.admission.reserve(address, peers)
         source: BrowserSource | None = None
+        meeting.joining += 1
         try:
             # Someone whose analysis cannot be recorded is not connected: checked before
             # a peer exists, so that a failing database leaves nothing open.
@@ -903,6 +907,8 @@ class MeetingManager:
             if source is not None:
                 await source.close()
             raise
+        finally:
+            meeting.joining -= 1
         return pending, answer
 
     def _store_token(self, participant: LiveParticipant) -> None:

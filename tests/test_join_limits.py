@@ -352,6 +352,31 @@ async def test_limits_answer_with_clear_codes(aiohttp_client: Any, tmp_path: Pat
     assert view["unconnected_joins"] == 1
 
 
+@pytest.mark.e2e
+@pytest.mark.usefixtures("loopback_only")
+async def test_simultaneous_joins_cannot_overfill_a_meeting(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    # Each join waits (database check, ICE set-up) between the limits check and its
+    # admission: places reserved in that gap must count, or all six would see room for one.
+    settings = make_settings(
+        tmp_path,
+        **{"limits.max_participants_per_meeting": 3, "limits.trusted_proxies": ["127.0.0.1"]},
+    )
+    client = await app_client(aiohttp_client, settings)
+    meeting = await create_meeting(client)
+    pc, sdp = await offer_sdp()
+    await pc.close()
+    answers = await asyncio.gather(
+        *(
+            post_join(client, meeting, sdp, headers={"X-Forwarded-For": f"198.51.100.{i}"})
+            for i in range(1, 7)
+        )
+    )
+    codes = sorted((status, body.get("error", {}).get("code", "")) for status, body, _ in answers)
+    assert codes == [(201, "")] * 3 + [(403, "meeting_full")] * 3
+
+
 # -- nothing heavy, nothing shown before connecting ---------------------------------------------
 
 
