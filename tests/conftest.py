@@ -20,7 +20,7 @@ from tests.isolation import isolate_environment
 #: This run's own folder: its model caches, XDG folders and DeepFace home are in it.
 RUN_DIR = isolate_environment()
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "pytester"]
 
 #: The admin token of every test server made with :func:`make_settings`.
 ADMIN_TOKEN = "test-admin-token"

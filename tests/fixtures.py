@@ -4,8 +4,9 @@
   test, and each test starts with no analyzer loaded in the inference worker module, so
   no test passes because of what an earlier one left behind.
 - Each test is of one kind, ``unit``, ``model`` or ``e2e`` (its closest marker), and
-  ``unit`` is enforced: a unit test that loads a model fails (see
-  :func:`_unit_tests_load_no_model`), so ``pytest -m unit`` stays a fast, model-free loop.
+  ``unit`` is enforced: a unit test that loads a model, in its body or in any fixture it
+  sets up, fails (see :func:`_unit_tests_load_no_model`), so ``pytest -m unit`` stays a
+  fast, model-free loop.
 - Real pieces several files need: the ``meetmood`` command run in-process, headless
   Chromium (Debian's), the host link opened as a host opens it, the astronaut photo and
   a two-face frame made from it, scripts loaded by path, a network that refuses to
@@ -20,8 +21,8 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -118,22 +119,16 @@ class ModelLoadInUnitTest(AssertionError):
     """
 
 
-@pytest.fixture(autouse=True)
-def _unit_tests_load_no_model(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """Under the ``unit`` marker every model loader raises, and the test fails.
+@contextmanager
+def refused_model_loads() -> Iterator[list[str]]:
+    """Every model loader raises :class:`ModelLoadInUnitTest`; yields the attempts made.
 
     The loaders are the ones the project's models go through: ``torch.load`` (the
     mini-Xception and MediaPipe weights, DeepFace's), ``torch.jit.load`` and onnxruntime
-    (silero VAD), OpenCV's cascade (the Haar detector) and transformers'
+    (silero VAD, the face graphs), OpenCV's cascade (the Haar detector) and transformers'
     ``from_pretrained`` (speech emotion). transformers is heavy to import, so it is
-    patched only when already imported; importing its model code during a unit test
-    fails the test too.
+    patched only when already imported; importing its model code counts as an attempt.
     """
-    if request.node.get_closest_marker("unit") is None:
-        yield
-        return
     import cv2
     import onnxruntime
     import torch
@@ -147,21 +142,49 @@ def _unit_tests_load_no_model(
 
         return load
 
-    monkeypatch.setattr(torch, "load", refuse("torch.load"))
-    monkeypatch.setattr(torch.jit, "load", refuse("torch.jit.load"))
-    monkeypatch.setattr(cv2, "CascadeClassifier", refuse("cv2.CascadeClassifier"))
-    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse("onnxruntime"))
     transformers_models = "transformers.modeling_utils"
     had_transformers = transformers_models in sys.modules
-    if had_transformers:
-        pretrained = sys.modules[transformers_models].PreTrainedModel
-        monkeypatch.setattr(
-            pretrained, "from_pretrained", classmethod(refuse("transformers from_pretrained"))
-        )
-    yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "load", refuse("torch.load"))
+        patch.setattr(torch.jit, "load", refuse("torch.jit.load"))
+        patch.setattr(cv2, "CascadeClassifier", refuse("cv2.CascadeClassifier"))
+        patch.setattr(onnxruntime, "InferenceSession", refuse("onnxruntime"))
+        if had_transformers:
+            pretrained = sys.modules[transformers_models].PreTrainedModel
+            patch.setattr(
+                pretrained, "from_pretrained", classmethod(refuse("transformers from_pretrained"))
+            )
+        yield attempts
     if not had_transformers and transformers_models in sys.modules:
         attempts.append("import of transformers' model code")
-    assert not attempts, f"a unit test loaded a model: {attempts}; mark it model or e2e"
+
+
+def _unit_tests_load_no_model(item: pytest.Item) -> Generator[None, object, object]:
+    """Under the ``unit`` marker a model load fails the test, wherever it happens.
+
+    Guards the whole set-up and the call, so a model loaded by a module- or
+    session-scoped fixture that a unit test is the first to need fails that test too
+    (with ``-m unit`` a unit test is always the first). Loaders that catch the error
+    and carry on (an analyzer marked unavailable) still fail it: the attempts are checked
+    after the phase.
+    """
+    if item.get_closest_marker("unit") is None:
+        return (yield)
+    with refused_model_loads() as attempts:
+        result = yield
+    if attempts:
+        raise ModelLoadInUnitTest(f"a unit test loaded a model: {attempts}; mark it model or e2e")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _unit_tests_load_no_model(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _unit_tests_load_no_model(item))
 
 
 # -- real pieces --------------------------------------------------------------------------

@@ -342,7 +342,7 @@ def test_max_faces_keeps_the_largest(two_faces: np.ndarray) -> None:
     _assert_near_astronaut(result.faces[0].box, expected=LANDMARK_ASTRONAUT_BOX)
 
 
-@pytest.mark.unit
+@pytest.mark.model  # the analyzer's fixture loads its weights
 @pytest.mark.parametrize(
     "image",
     [np.zeros((48, 64), np.uint8), np.zeros((48, 64, 4), np.uint8), np.zeros((48, 64, 3))],

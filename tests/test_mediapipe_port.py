@@ -563,7 +563,7 @@ def test_wide_frame_with_two_faces(landmarker: FaceLandmarker, two_faces: np.nda
     assert largest.box[0] < 512
 
 
-@pytest.mark.unit
+@pytest.mark.model  # the analyzer's fixture loads its weights
 def test_rejects_non_rgb_uint8(landmarker: FaceLandmarker) -> None:
     with pytest.raises(ValueError, match="uint8"):
         landmarker.process([np.zeros((10, 10), dtype=np.uint8)])
