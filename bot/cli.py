@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -614,6 +615,11 @@ async def start_server(
     if port == 0 and runner.addresses:
         port = runner.addresses[0][1]
     url = settings.server.public_url or f"http://{_display_host(settings.server.host)}:{port}"
+    # What exists now (modules, the app, its settings) lives as long as the server. Left
+    # to the collector, each full pass would walk all of it again (over 100,000 objects,
+    # about 60 ms here) while holding the GIL, and media and sidebars would wait.
+    gc.collect()
+    gc.freeze()
     return runner, url
 
 

@@ -234,10 +234,15 @@ class LoadGovernor:
 
     # -- once a second ----------------------------------------------------------------
 
-    def control(self, voice_emotion_runs: int = 0) -> LoadEvent:
+    def control(
+        self,
+        voice_emotion_runs: int = 0,
+        resources: tuple[float | None, float | None] = (None, None),
+    ) -> LoadEvent:
         """Adjust the granted rate from the last window's lag; report the load.
 
         ``voice_emotion_runs``: speech pieces classified so far by the live sessions.
+        ``resources``: CPU % and RSS MB from :meth:`resources`, when measured.
         """
         now = self._clock()
         since = now - self.window_secs
@@ -262,7 +267,7 @@ class LoadGovernor:
         voice_rate = 0.0
         if now > first[0]:
             voice_rate = max(0, voice_emotion_runs - first[1]) / (now - first[0])
-        cpu, rss = self._resources(now)
+        cpu, rss = resources
         busy = self.granted < BUSY_SHARE * self.fps
         return LoadEvent(
             ts=self._wall(),
@@ -293,8 +298,14 @@ class LoadGovernor:
             rates[feed] = sum(1 for t in times if t >= now - span) / span
         return rates
 
-    def _resources(self, now: float) -> tuple[float | None, float | None]:
-        """CPU (% of one core, since the last call) and RSS (MB) of this process and children."""
+    def resources(self) -> tuple[float | None, float | None]:
+        """CPU (% of one core, since the last call) and RSS (MB) of this process and children.
+
+        Reads /proc file by file, the whole process table among them; each read gives up the
+        GIL and waits to get it back behind busy threads, so on the event loop this took
+        hundreds of milliseconds under load: run it in a thread.
+        """
+        now = self._clock()
         cpu_secs, rss = 0.0, 0
         try:
             procs = [self._process, *self._process.children(recursive=True)]

@@ -683,7 +683,8 @@ class MeetingManager:
                 for meeting in self._live.values()
                 for p in meeting.participants.values()
             )
-            report = self.load.control(runs)
+            resources = await asyncio.to_thread(self.load.resources)
+            report = self.load.control(runs, resources)
             self.last_load = report
             for meeting in self._live.values():
                 if meeting.ticking and not meeting.closed:

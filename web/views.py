@@ -38,7 +38,7 @@ from bot.report import render as render_report
 from bot.settings import Settings
 from bot.sources.browser import OfferError
 from bot.sources.whep import DEFAULT_DISPLAY as WHEP_DISPLAY
-from bot.store import MeetingRecord, StateCursor, StatePage
+from bot.store import MeetingRecord, StateCursor, StateRows
 from bot.summaries.ask import ask
 from bot.summaries.questions import QUESTION_MAX
 from bot.types import Moment, ParticipantState, RoomState
@@ -533,7 +533,7 @@ async def _state_page(
                 web.HTTPBadRequest, "invalid_field", "cursor: not a next_cursor of this API"
             ) from e
     store = _manager(request).store
-    page = await store.state_page(record.id, participant, since, cursor, limit)
+    page = await store.state_rows(record.id, participant, since, cursor, limit)
     body = await asyncio.to_thread(_state_page_json, record.id, page)
     return web.Response(body=body, content_type="application/json")
 
@@ -541,13 +541,14 @@ async def _state_page(
 _STATES: TypeAdapter[ParticipantState] = TypeAdapter(ParticipantState)
 
 
-def _state_page_json(meeting_id: str, page: StatePage) -> bytes:
+def _state_page_json(meeting_id: str, page: StateRows) -> bytes:
     """A page of ``GET .../states`` as JSON (a worker thread: a page can be many megabytes).
 
-    One state at a time, so that the event loop gets the GIL back between them.
+    One state at a time, decoded and encoded, so that the event loop gets the GIL back
+    between them and the states never pile up as objects.
     """
     cursor = None if page.next is None else page.next.encode()
-    states = b",".join(_STATES.dump_json(s) for s in page.states)
+    states = b",".join(_STATES.dump_json(s) for s in page.states())
     return b'{"meeting_id":%b,"next_cursor":%b,"states":[%b]}' % (
         json.dumps(meeting_id).encode(),
         json.dumps(cursor).encode(),
