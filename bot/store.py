@@ -515,6 +515,10 @@ class StateRows:
         """The states, one at a time."""
         return (_state_of(row) for row in self.rows)
 
+    def decoded(self) -> StatePage:
+        """The whole page as states."""
+        return StatePage(list(self.states()), self.next)
+
 
 class Store:
     """The meetmood database. Methods are coroutines; SQLite runs on one thread."""
@@ -1167,21 +1171,8 @@ class Store:
 
         Start without a cursor, then pass each page's ``next`` until it is None.
         """
-        await self.flush()
-        return await self._call(
-            self._state_page, meeting_id, participant_id, since_ts, cursor, limit
-        )
-
-    def _state_page(
-        self,
-        meeting_id: str,
-        participant_id: str | None,
-        since_ts: float,
-        cursor: StateCursor | None,
-        limit: int,
-    ) -> StatePage:
-        rows = self._state_rows(meeting_id, participant_id, since_ts, cursor, limit)
-        return StatePage([_state_of(r) for r in rows.rows], rows.next)
+        rows = await self.state_rows(meeting_id, participant_id, since_ts, cursor, limit)
+        return await self._call(rows.decoded)  # decoded on the store's thread
 
     async def state_rows(
         self,
