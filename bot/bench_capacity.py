@@ -633,6 +633,7 @@ async def run_capacity(participants: int, options: CapacityOptions) -> CapacityF
             config=options.config,
             sets=server_args(list(options.sets), bench),
             keep_lines=5000,
+            stop_with_parent=True,
         )
         stop = ctx.Event()
         events = ctx.Queue()

@@ -3,8 +3,8 @@
 The capacity and start-up benches and the end-to-end tests run the server as users run it,
 in a process of its own, so that what they measure or check includes its start-up, its
 process pool and its shutdown. :func:`start_server` launches it and returns once it prints
-the address it answers at; everything it prints is kept (the newest ``keep_lines``), and on
-Linux the kernel sends it SIGTERM, a clean stop, if the process that started it dies first.
+the address it answers at; everything it prints is kept (the newest ``keep_lines``), and,
+if asked, the kernel sends it SIGTERM, a clean stop, when the process that started it dies.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ async def start_server(
     sets: Sequence[str] = (),
     start_secs: float = 120.0,
     keep_lines: int | None = None,
+    stop_with_parent: bool = False,
 ) -> ChildServer:
     """Start ``python -m bot serve [--config config] [--set item]...`` with ``env``.
 
@@ -98,6 +99,10 @@ async def start_server(
     :meth:`ChildServer.wait_models_loaded`). ``keep_lines``: how many of the newest printed
     lines to keep; all of them if None. A server that exits or is silent for
     ``start_secs`` before it answers is killed and the error carries what it printed.
+    ``stop_with_parent`` (Linux): the kernel sends the server SIGTERM if this process
+    dies first. It runs code in the forked child before exec, which is only safe while
+    this process has no other threads that might hold a lock then (a bench's main
+    thread before its work starts, not a test run's).
     """
     args = [sys.executable, "-m", "bot", "serve"]
     if config is not None:
@@ -109,7 +114,7 @@ async def start_server(
         env=dict(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
+        preexec_fn=_stop_with_parent if stop_with_parent and sys.platform == "linux" else None,
     )
     assert proc.stdout is not None
     server = ChildServer(proc)
