@@ -224,6 +224,12 @@ class InferencePool:
         for name, reason in self.unavailable.items():
             # Said once, here; sessions then skip the analyzer instead of failing per call.
             log.warning("analyzer unavailable", extra={"analyzer": name, "reason": reason})
+        if self._owns_executor and self.specs.keys() <= self.unavailable.keys():
+            # No call can reach these workers any more (they raise AnalyzerUnavailable
+            # first), so their memory goes back: a speech worker that imported torch and
+            # transformers for a model it could not find holds about 290 MB.
+            executor, self._executor = self._executor, None
+            executor.shutdown(wait=False, cancel_futures=True)
         log.info(
             "inference pool ready",
             extra={

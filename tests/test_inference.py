@@ -42,6 +42,7 @@ async def test_missing_voice_model_is_unavailable_not_fatal(tmp_path: Path, mode
         with pytest.raises(AnalyzerUnavailable):
             await pool.run("voice_emotion", object(), timeout_secs=5)
         assert not pool.available("face_emotion")  # not enabled at all
+        assert pool.worker_pids() == []  # no worker is kept for a model that is not there
     finally:
         await pool.close()
     # Threads load into this process's worker module; worker processes into their own.
