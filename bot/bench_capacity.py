@@ -54,7 +54,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
@@ -533,6 +533,9 @@ class CapacityFigures:
 
     participants: int
     connected: int
+    # Participants the server saw leave (disconnected, failed) before the window ended:
+    # the window's rates and latencies are those of the ones still there.
+    left_before_end: int
     seconds: float
     send: str  # e.g. "640x480@15 VP8 + Opus"
     sent_at_end: str  # after the server's send requests, e.g. "320x240@5 x49"
@@ -586,6 +589,7 @@ class _Sidebar:
         self.last_face_ts: dict[str, float] = {}
         self.first_state: set[str] = set()
         self.loads: list[tuple[float, dict[str, Any]]] = []
+        self.left: list[tuple[float, str]] = []  # (received at, reason)
         self.models_ready = asyncio.Event()
         self.reconnects = 0
 
@@ -599,6 +603,8 @@ class _Sidebar:
             self.loads.append((now, event))
         elif kind == "snapshot" and event.get("load"):
             self.loads.append((now, event["load"]))
+        elif kind == "participant_left":
+            self.left.append((now, str(event.get("reason", ""))))
         elif kind == "participant_state":
             state = event["state"]
             pid = state["participant_id"]
@@ -759,6 +765,7 @@ class _Window:
     loads: list[dict[str, Any]]
     latencies: list[tuple[float, float]]
     sent: str = ""
+    left: list[str] = field(default_factory=list)  # why, for each who left before the end
     reconnects: int = 0
 
 
@@ -793,6 +800,7 @@ async def _measure(
         rows=rows1 - rows0,
         loads=[e for t, e in sidebar.loads if started <= t <= ended],
         latencies=[(t, ms) for t, ms in sidebar.latencies if started <= t <= ended],
+        left=[reason for t, reason in sidebar.left if t <= ended],
         reconnects=sidebar.reconnects,
     )
 
@@ -823,6 +831,7 @@ def _figures(
     figures: dict[str, Any] = {
         "participants": participants,
         "connected": connected,
+        "left_before_end": len(w.left),
         "seconds": round(w.elapsed, 1),
         "send": f"{video.width}x{video.height}@{video.fps:g} VP8 + Opus",
         "sent_at_end": w.sent,
@@ -852,6 +861,9 @@ def _figures(
     misses = []
     if connected < participants:
         misses.append(f"connected {connected} of {participants}")
+    if w.left:
+        why = ", ".join(f"{n} {reason}" for reason, n in Counter(w.left).most_common())
+        misses.append(f"left before the end: {len(w.left)} of {participants} ({why})")
     floor = min(TARGETS["face_fps_min"], target) if not math.isnan(target) else math.nan
     if not fps_min >= floor * RATE_TOLERANCE:
         misses.append(f"face_fps_min {fps_min:.2f} < {floor:g}")

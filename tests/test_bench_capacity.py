@@ -51,6 +51,7 @@ def test_bench_capacity_tiny_run(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert code == 0, err
     figures = json.loads(out)  # stdout is pure JSON
     assert figures["participants"] == figures["connected"] == 2
+    assert figures["left_before_end"] == 0
     assert figures["send"] == "320x240@10 VP8 + Opus"
     # The server's own count of analyses (its load reports), and the host socket's timing.
     assert figures["face_fps_target"] == 15.0
@@ -64,6 +65,30 @@ def test_bench_capacity_tiny_run(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert isinstance(figures["meets_targets"], bool) and isinstance(figures["misses"], list)
 
 
+@pytest.mark.unit
+def test_a_participant_who_left_before_the_end_is_a_miss() -> None:
+    # The window's rates and latencies are those of who is still there: a run in which
+    # peers dropped out must not pass for a run with all of them.
+    load = {"face_fps_target": 15.0, "face_fps_min": 14.0, "face_fps_mean": 14.5}
+    window = bench_capacity._Window(
+        elapsed=10.0,
+        cpu=5.0,
+        senders_cpu=1.0,
+        rss=2**30,
+        pss=2**29,
+        rows=30,
+        loads=[load] * 10,
+        latencies=[(float(t), 100.0) for t in range(30)],
+        left=["disconnected", "disconnected", "failed"],
+    )
+    video, audio = encode_video(160, 120, 5.0, secs=1.0), encode_audio()
+    figures = bench_capacity._figures(24, 24, CapacityOptions(), video, audio, window, "none")
+    assert figures.left_before_end == 3
+    assert figures.misses == ("left before the end: 3 of 24 (2 disconnected, 1 failed)",)
+    assert not figures.meets_targets
+
+
+@pytest.mark.unit
 def test_the_replayed_clips_are_real_video_and_audio() -> None:
     clip = encode_video(160, 120, 5.0, secs=2.0)
     assert (clip.width, clip.height, clip.fps) == (160, 120, 5.0)
@@ -78,6 +103,7 @@ def test_the_replayed_clips_are_real_video_and_audio() -> None:
     assert len(audio.speech) > 50 and len(audio.silence) < 20  # 20 ms packets; silence is tiny
 
 
+@pytest.mark.unit
 async def test_find_max_bisects_for_the_largest_n_that_meets_the_targets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
