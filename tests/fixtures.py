@@ -9,7 +9,8 @@
   fast, model-free loop.
 - Real pieces several files need: the ``meetmood`` command run in-process, headless
   Chromium (Debian's), the host link opened as a host opens it, the astronaut photo and
-  a two-face frame made from it, scripts loaded by path, a network that refuses to
+  a two-face frame made from it, the MediaPipe golden data and room scene, torch on one
+  thread, scripts loaded by path, a network that refuses to
   connect, and the face analyzer loaded once per session.
 """
 
@@ -281,6 +282,59 @@ def two_faces(astronaut: np.ndarray) -> np.ndarray:
     right = np.zeros_like(astronaut)
     right[:384, :384] = small
     return np.ascontiguousarray(np.concatenate([astronaut, right], axis=1))
+
+
+#: The torch port's golden data (tests/test_mediapipe_port.py): TFLite's inputs and
+#: outputs for each network, and MediaPipe's own results on real frames.
+MEDIAPIPE_GOLDEN = REPO_ROOT / "tests" / "data" / "mediapipe_golden.npz"
+
+
+@pytest.fixture(scope="session")
+def mediapipe_golden() -> dict[str, np.ndarray]:
+    """The golden file, with each network's input crops decoded (PNG) into one array."""
+    import re
+
+    import cv2
+
+    with np.load(MEDIAPIPE_GOLDEN) as loaded:
+        raw = {k: loaded[k] for k in loaded.files}
+    out: dict[str, np.ndarray] = {}
+    for net in ("blazeface", "facemesh", "iris", "blazeface_full_range"):
+        keys = sorted(
+            (k for k in raw if re.fullmatch(rf"input_{net}_\d+", k)),
+            key=lambda k: int(k.rsplit("_")[-1]),
+        )
+        out[f"input_{net}"] = np.stack(
+            [cv2.imdecode(raw.pop(k), cv2.IMREAD_UNCHANGED) for k in keys]
+        )
+    out.update(raw)
+    return out
+
+
+#: The room scene: the image and each face's box.
+RoomScene = tuple[np.ndarray, list[tuple[float, float, float, float]]]
+
+
+@pytest.fixture(scope="session")
+def room_scene() -> RoomScene:
+    """The synthetic meeting room of scripts/convert_mediapipe_weights.py, and its face boxes."""
+    image, boxes = load_script("convert_mediapipe_weights").room_scene()
+    return image, boxes
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for a module's tests, as in the inference workers (torch_threads = 1).
+
+    These tests check numbers, not speed; on a 2-core box shared with other work a second
+    OpenMP thread mostly waits.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def load_script(name: str) -> ModuleType:

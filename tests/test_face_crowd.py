@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import torch
 
 from analyzers.face.crowd import ROOM_FACES, ROOM_SIZE, crowd_scene, matched_faces
 from analyzers.face.emotion import MAX_FACES_LIMIT, FaceEmotionAnalyzer
@@ -22,17 +19,8 @@ FPS = 15.0
 
 
 @pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    # As in the inference workers (torch_threads = 1).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def followed(
-    one_thread: None, face_analyzer: FaceEmotionAnalyzer
+    one_torch_thread: None, face_analyzer: FaceEmotionAnalyzer
 ) -> list[tuple[FaceAnalysis, tuple[tuple[float, float, float, float], ...]]]:
     """The default analyzer on a moving 1280 x 720 crowd: detector twice, then followed."""
     out = []
@@ -114,7 +102,7 @@ def test_crowd_scene_is_deterministic_and_rows_grow_to_the_front() -> None:
 
 @pytest.mark.model
 def test_fine_tiles_do_not_add_a_false_face_to_a_webcam_frame(
-    one_thread: None, face_analyzer: FaceEmotionAnalyzer
+    one_torch_thread: None, face_analyzer: FaceEmotionAnalyzer
 ) -> None:
     # The fine tiles that find 30-px faces once also "found" a 200-px face on the
     # astronaut's spacesuit (score 0.55, where her face scores 0.9+), which then took a

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -50,25 +49,18 @@ from analyzers.face.mediapipe.landmarker import (
     detection_windows,
     eye_crops,
 )
-from tests.fixtures import load_script
+from tests.fixtures import RoomScene, load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = REPO_ROOT / "analyzers" / "face" / "mediapipe" / "weights"
-GOLDEN = REPO_ROOT / "tests" / "data" / "mediapipe_golden.npz"
 
 # Torch vs TFLite on this machine: <= 2.1e-6 of the largest reference value (PROVENANCE.md).
 # 1e-4 leaves room for other CPUs/BLAS kernels while any wrong weight or layout fails by far.
 GOLDEN_TOLERANCE = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # One thread: CI boxes have 2 cores shared with other work, where a second OpenMP thread
-    # mostly waits (and these tests check numbers, not speed).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# As in the inference workers: torch on one thread (see tests/fixtures.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -86,29 +78,6 @@ def mediapipe_landmarker() -> FaceLandmarker:
 @pytest.fixture(scope="module")
 def converter() -> ModuleType:
     return load_script("convert_mediapipe_weights")
-
-
-@pytest.fixture(scope="module")
-def room(converter: ModuleType) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
-    image, boxes = converter.room_scene()
-    return image, boxes
-
-
-@pytest.fixture(scope="module")
-def golden() -> dict[str, np.ndarray]:
-    with np.load(GOLDEN) as loaded:
-        raw = {k: loaded[k] for k in loaded.files}
-    out: dict[str, np.ndarray] = {}
-    for net in ("blazeface", "facemesh", "iris", "blazeface_full_range"):
-        keys = sorted(
-            (k for k in raw if re.fullmatch(rf"input_{net}_\d+", k)),
-            key=lambda k: int(k.rsplit("_")[-1]),
-        )
-        out[f"input_{net}"] = np.stack(
-            [cv2.imdecode(raw.pop(k), cv2.IMREAD_UNCHANGED) for k in keys]
-        )
-    out.update(raw)
-    return out
 
 
 # astronaut and two_faces (1024 x 512: the astronaut beside a 3/4-size copy): tests/fixtures.py.
@@ -349,7 +318,7 @@ def full_range() -> FaceLandmarker:
 def test_port_reproduces_tflite_golden_outputs(
     landmarker: FaceLandmarker,
     full_range: FaceLandmarker,
-    golden: dict[str, np.ndarray],
+    mediapipe_golden: dict[str, np.ndarray],
     net: str,
     outputs: tuple[str, str],
 ) -> None:
@@ -359,12 +328,12 @@ def test_port_reproduces_tflite_golden_outputs(
         "iris": landmarker.run_iris,
         "blazeface_full_range": full_range.run_detector,
     }[net]
-    ours = list(run(golden[f"input_{net}"]))
+    ours = list(run(mediapipe_golden[f"input_{net}"]))
     if net == "blazeface_full_range":
         # The golden file keeps the regressors of a subset of the 2304 anchors.
-        ours[0] = ours[0][:, golden["blazeface_full_range_anchors"]]
+        ours[0] = ours[0][:, mediapipe_golden["blazeface_full_range_anchors"]]
     for key, value in zip(outputs, ours, strict=True):
-        ref = golden[key]
+        ref = mediapipe_golden[key]
         assert value.shape == ref.shape, key
         scale = float(np.abs(ref).max())
         np.testing.assert_allclose(value, ref, rtol=0, atol=GOLDEN_TOLERANCE * scale, err_msg=key)
@@ -373,55 +342,58 @@ def test_port_reproduces_tflite_golden_outputs(
 @pytest.mark.model
 def test_pipeline_preprocessing_reproduces_golden_inputs(
     mediapipe_landmarker: FaceLandmarker,
-    golden: dict[str, np.ndarray],
+    mediapipe_golden: dict[str, np.ndarray],
     astronaut: np.ndarray,
-    room: tuple[np.ndarray, list[tuple[float, float, float, float]]],
+    room_scene: RoomScene,
 ) -> None:
     detector_in = geometry.crop(astronaut, geometry.letterbox_roi(512, 512), 128, "zero")
-    np.testing.assert_array_equal(detector_in, golden["input_blazeface"][0])
+    np.testing.assert_array_equal(detector_in, mediapipe_golden["input_blazeface"][0])
     # The room scene is rebuilt from scikit-image's and matplotlib's images; a different
     # JPEG decoder could change a few pixels of the Grace Hopper photo by one level.
-    full_range_in = geometry.crop(room[0], geometry.letterbox_roi(480, 640), 192, "zero")
-    diff = np.abs(full_range_in.astype(int) - golden["input_blazeface_full_range"][0])
+    full_range_in = geometry.crop(room_scene[0], geometry.letterbox_roi(480, 640), 192, "zero")
+    diff = np.abs(full_range_in.astype(int) - mediapipe_golden["input_blazeface_full_range"][0])
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01
     (det,) = mediapipe_landmarker.detect([astronaut])[0]
     mesh_in = geometry.crop(astronaut, det.roi, 192, "replicate")
     raw, _ = mediapipe_landmarker.run_mesh(mesh_in[None])
     eyes_in, _ = eye_crops(astronaut, geometry.project(raw[0], det.roi, 192))
     # A different CPU may move a ROI by ~1e-5 px and flip the rounding of a few pixels.
-    for ours, ref in ((mesh_in[None], golden["input_facemesh"]), (eyes_in, golden["input_iris"])):
+    for ours, ref in (
+        (mesh_in[None], mediapipe_golden["input_facemesh"]),
+        (eyes_in, mediapipe_golden["input_iris"]),
+    ):
         diff = np.abs(ours.astype(int) - ref.astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
 
 @pytest.mark.model
 def test_pipeline_matches_mediapipe_end_to_end(
-    golden: dict[str, np.ndarray], astronaut: np.ndarray
+    mediapipe_golden: dict[str, np.ndarray], astronaut: np.ndarray
 ) -> None:
     # MediaPipe 0.10.21's legacy FaceDetection / FaceMesh(static_image_mode) on the same image.
     plain = FaceLandmarker("cpu", min_face_px=None, with_iris=False)
     (det,) = plain.detect([astronaut])[0]
-    np.testing.assert_allclose(det.keypoints, golden["mediapipe_keypoints"], atol=0.01)
-    assert det.score == pytest.approx(float(golden["mediapipe_detection"][4]), abs=1e-4)
+    np.testing.assert_allclose(det.keypoints, mediapipe_golden["mediapipe_keypoints"], atol=0.01)
+    assert det.score == pytest.approx(float(mediapipe_golden["mediapipe_detection"][4]), abs=1e-4)
     (face,) = plain.process([astronaut])[0]
     assert face.landmarks.shape == (468, 3)
-    np.testing.assert_allclose(face.landmarks, golden["mediapipe_mesh"], atol=0.05)
+    np.testing.assert_allclose(face.landmarks, mediapipe_golden["mediapipe_mesh"], atol=0.05)
 
 
 @pytest.mark.model
 def test_full_range_matches_mediapipe_end_to_end(
-    golden: dict[str, np.ndarray], room: tuple[np.ndarray, list[tuple[float, float, float, float]]]
+    mediapipe_golden: dict[str, np.ndarray], room_scene: RoomScene
 ) -> None:
     # MediaPipe 0.10.21's FaceDetection(model_selection=1) on the room scene: all three faces.
     detector = FaceLandmarker(
         "cpu", detector_model="full_range", min_face_px=None, min_score=0.5, with_iris=False
     )
-    dets = detector.detect([room[0]])[0]
-    reference = golden["mediapipe_full_range_room_detections"]
+    dets = detector.detect([room_scene[0]])[0]
+    reference = mediapipe_golden["mediapipe_full_range_room_detections"]
     assert len(dets) == len(reference) == 3
     np.testing.assert_allclose(
         np.stack([d.keypoints for d in dets]),
-        golden["mediapipe_full_range_room_keypoints"],
+        mediapipe_golden["mediapipe_full_range_room_keypoints"],
         atol=0.01,
     )
     np.testing.assert_allclose([d.score for d in dets], reference[:, 4], atol=1e-4)
@@ -429,12 +401,14 @@ def test_full_range_matches_mediapipe_end_to_end(
 
 @pytest.mark.model
 def test_iris_agrees_with_mediapipe_refined_mesh(
-    mediapipe_landmarker: FaceLandmarker, golden: dict[str, np.ndarray], astronaut: np.ndarray
+    mediapipe_landmarker: FaceLandmarker,
+    mediapipe_golden: dict[str, np.ndarray],
+    astronaut: np.ndarray,
 ) -> None:
     # A different model (face_landmark_with_attention) predicts the same 478-point layout;
     # on this 18-px-wide eye the two agree to ~0.8 px, and edge points keep the same order.
     (face,) = mediapipe_landmarker.process([astronaut])[0]
-    refined = golden["mediapipe_mesh_refined"]
+    refined = mediapipe_golden["mediapipe_mesh_refined"]
     error = np.linalg.norm(face.landmarks[468:, :2] - refined[468:, :2], axis=1)
     assert error.max() < 1.5, error
 
@@ -523,10 +497,10 @@ def test_face_free_photos_have_no_faces(detector_model: str) -> None:
 def test_room_camera_shows_three_faces(
     landmarker: FaceLandmarker,
     mediapipe_landmarker: FaceLandmarker,
-    room: tuple[np.ndarray, list[tuple[float, float, float, float]]],
+    room_scene: RoomScene,
 ) -> None:
     # Faces of 96, 64 and 44 px in a 640 x 480 frame: the tiles find all three ...
-    image, expected = room
+    image, expected = room_scene
     _assert_found(landmarker.process([image])[0], expected)
     # ... where MediaPipe's whole-frame detection (128 px for 640) sees only the largest.
     assert len(mediapipe_landmarker.process([image])[0]) == 1
@@ -538,9 +512,9 @@ def test_room_camera_shows_three_faces(
 
 @pytest.mark.model
 def test_room_camera_with_the_full_range_detector(
-    room: tuple[np.ndarray, list[tuple[float, float, float, float]]],
+    room_scene: RoomScene,
 ) -> None:
-    image, expected = room
+    image, expected = room_scene
     tiled = FaceLandmarker("cpu", detector_model="full_range")
     _assert_found(tiled.process([image])[0], expected)
     assert tiled.min_score == 0.6  # the full-range graph's threshold

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -50,11 +49,10 @@ from analyzers.face.mediapipe.landmarker import (
 from analyzers.face.mini_xception import MiniXception
 from analyzers.face.runtime import OnnxNet, onnx_path, select_runtime
 from analyzers.types import VideoSample
-from tests.fixtures import load_script
+from tests.fixtures import RoomScene, load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIAPIPE_WEIGHTS = REPO_ROOT / "analyzers" / "face" / "mediapipe" / "weights"
-MEDIAPIPE_GOLDEN = REPO_ROOT / "tests" / "data" / "mediapipe_golden.npz"
 FER_GOLDEN = REPO_ROOT / "tests" / "data" / "mini_xception_golden.npz"
 ONNX_FILES = (
     MEDIAPIPE_WEIGHTS / "blazeface_short_range.onnx",
@@ -77,41 +75,13 @@ LANDMARK_TOLERANCE_PX = 0.1
 PROBS_TOLERANCE = 5e-3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # As the inference workers run (torch_threads = 1); these tests check numbers.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# As in the inference workers: torch on one thread (see tests/fixtures.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def exporter() -> ModuleType:
     return load_script("export_onnx_models")
-
-
-@pytest.fixture(scope="module")
-def golden() -> dict[str, np.ndarray]:
-    with np.load(MEDIAPIPE_GOLDEN) as loaded:
-        raw = {k: loaded[k] for k in loaded.files}
-    out: dict[str, np.ndarray] = {}
-    for net in ("blazeface", "facemesh", "iris", "blazeface_full_range"):
-        keys = sorted(
-            (k for k in raw if re.fullmatch(rf"input_{net}_\d+", k)),
-            key=lambda k: int(k.rsplit("_")[-1]),
-        )
-        out[f"input_{net}"] = np.stack(
-            [cv2.imdecode(raw.pop(k), cv2.IMREAD_UNCHANGED) for k in keys]
-        )
-    out.update(raw)
-    return out
-
-
-@pytest.fixture(scope="module")
-def room() -> np.ndarray:
-    image: np.ndarray = load_script("convert_mediapipe_weights").room_scene()[0]
-    return image
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -297,7 +267,7 @@ def test_onnx_graphs_reproduce_tflite_and_agree_with_torch(
     torch_landmarker: FaceLandmarker,
     onnx_full_range: FaceLandmarker,
     torch_full_range: FaceLandmarker,
-    golden: dict[str, np.ndarray],
+    mediapipe_golden: dict[str, np.ndarray],
     net: str,
     outputs: tuple[str, str],
 ) -> None:
@@ -312,7 +282,7 @@ def test_onnx_graphs_reproduce_tflite_and_agree_with_torch(
             "iris": lm.run_iris,
             "blazeface_full_range": full.run_detector,
         }[net]
-    inputs = golden[f"input_{net}"]
+    inputs = mediapipe_golden[f"input_{net}"]
     ours = list(runs["onnx"](inputs))
     theirs = list(runs["torch"](inputs))
     # A dynamic batch: the same inputs one by one give the same outputs.
@@ -324,9 +294,9 @@ def test_onnx_graphs_reproduce_tflite_and_agree_with_torch(
         np.testing.assert_allclose(value, reference, rtol=0, atol=RUNTIME_TOLERANCE * scale)
         if net == "blazeface_full_range" and k == 0:
             # The golden file keeps the regressors of a subset of the 2304 anchors.
-            ours[0] = value[:, golden["blazeface_full_range_anchors"]]
+            ours[0] = value[:, mediapipe_golden["blazeface_full_range_anchors"]]
     for key, value in zip(outputs, ours, strict=True):
-        ref = golden[key]
+        ref = mediapipe_golden[key]
         assert value.shape == ref.shape, key
         scale = float(np.abs(ref).max())
         np.testing.assert_allclose(value, ref, rtol=0, atol=GOLDEN_TOLERANCE * scale, err_msg=key)
@@ -351,15 +321,15 @@ def test_onnx_mini_xception_reproduces_keras_and_agrees_with_torch() -> None:
 
 @pytest.mark.model
 def test_onnx_matches_mediapipe_end_to_end(
-    golden: dict[str, np.ndarray], astronaut: np.ndarray, room: np.ndarray
+    mediapipe_golden: dict[str, np.ndarray], astronaut: np.ndarray, room_scene: RoomScene
 ) -> None:
     # The same bars as the torch port's (tests/test_mediapipe_port.py): MediaPipe 0.10.21.
     plain = FaceLandmarker("cpu", min_face_px=None, with_iris=False, runtime="onnx")
     (det,) = plain.detect([astronaut])[0]
-    np.testing.assert_allclose(det.keypoints, golden["mediapipe_keypoints"], atol=0.01)
-    assert det.score == pytest.approx(float(golden["mediapipe_detection"][4]), abs=1e-4)
+    np.testing.assert_allclose(det.keypoints, mediapipe_golden["mediapipe_keypoints"], atol=0.01)
+    assert det.score == pytest.approx(float(mediapipe_golden["mediapipe_detection"][4]), abs=1e-4)
     (face,) = plain.process([astronaut])[0]
-    np.testing.assert_allclose(face.landmarks, golden["mediapipe_mesh"], atol=0.05)
+    np.testing.assert_allclose(face.landmarks, mediapipe_golden["mediapipe_mesh"], atol=0.05)
     full = FaceLandmarker(
         "cpu",
         detector_model="full_range",
@@ -368,13 +338,13 @@ def test_onnx_matches_mediapipe_end_to_end(
         with_iris=False,
         runtime="onnx",
     )
-    dets = full.detect([room])[0]
+    dets = full.detect([room_scene[0]])[0]
     np.testing.assert_allclose(
         np.stack([d.keypoints for d in dets]),
-        golden["mediapipe_full_range_room_keypoints"],
+        mediapipe_golden["mediapipe_full_range_room_keypoints"],
         atol=0.01,
     )
-    reference = golden["mediapipe_full_range_room_detections"]
+    reference = mediapipe_golden["mediapipe_full_range_room_detections"]
     np.testing.assert_allclose([d.score for d in dets], reference[:, 4], atol=1e-4)
 
 
@@ -393,11 +363,11 @@ def _assert_same_faces(ours: list[FaceLandmarks], theirs: list[FaceLandmarks]) -
 @pytest.mark.model
 @pytest.mark.parametrize("detector_model", ["short_range", "full_range"])
 def test_onnx_landmarks_agree_with_torch_on_real_faces(
-    detector_model: str, astronaut: np.ndarray, two_faces: np.ndarray, room: np.ndarray
+    detector_model: str, astronaut: np.ndarray, two_faces: np.ndarray, room_scene: RoomScene
 ) -> None:
     # Tiled detection (the default min_face_px) on the astronaut, two faces side by side,
     # and the room scene's three faces of 44-96 px; all frames in one batch.
-    images = [astronaut, two_faces, room]
+    images = [astronaut, two_faces, room_scene[0]]
     found = {
         runtime: FaceLandmarker(
             "cpu",
