@@ -571,49 +571,17 @@ class AnalyzerPools:
         await asyncio.gather(*(pool.close() for pool in self.pools.values()))
 
 
-class FaceClient:
-    """Typed access to the face analyzer (``face_emotion``) of an inference pool.
+class AnalyzerClient:
+    """Typed access to one analyzer (:attr:`name`) of an inference pool.
 
-    Used from the event loop thread; the analysis runs in the pool's workers,
-    batched with other participants' frames.
-
-    Args:
-        pool: The inference pool.
-        timeout_secs: Longest wait for one analysis.
-    """
-
-    name = "face_emotion"
-
-    def __init__(self, pool: Inference, timeout_secs: float) -> None:
-        self.pool = pool
-        self.timeout_secs = timeout_secs
-
-    @property
-    def status(self) -> AnalyzerStatus:
-        """Whether the model is loading, loaded, unavailable or not enabled."""
-        return self.pool.status(self.name)
-
-    async def wait_loaded(self) -> AnalyzerStatus:
-        """Wait while the model loads (the server has just started); then its status."""
-        return await self.pool.wait_loaded(self.name)
-
-    async def analyse(self, sample: VideoSample) -> FaceAnalysis:
-        """Faces, landmarks and expressions of one frame."""
-        result = await self.pool.run_batched(self.name, sample, self.timeout_secs)
-        if not isinstance(result, FaceAnalysis):
-            raise TypeError(f"face analyzer returned {type(result).__name__}")
-        return result
-
-
-class VoiceEmotionClient:
-    """Typed access to the speech-emotion analyzer (``voice_emotion``) of an inference pool.
+    Used from the event loop thread; the analysis runs in the pool's workers.
 
     Args:
         pool: The inference pool.
-        timeout_secs: Longest wait for one classification.
+        timeout_secs: Longest wait for one call.
     """
 
-    name = "voice_emotion"
+    name: str
 
     def __init__(self, pool: Inference, timeout_secs: float) -> None:
         self.pool = pool
@@ -627,6 +595,25 @@ class VoiceEmotionClient:
     async def wait_loaded(self) -> AnalyzerStatus:
         """Wait while the model loads (the server has just started); then its status."""
         return await self.pool.wait_loaded(self.name)
+
+
+class FaceClient(AnalyzerClient):
+    """The face analyzer (``face_emotion``), batched with other participants' frames."""
+
+    name = "face_emotion"
+
+    async def analyse(self, sample: VideoSample) -> FaceAnalysis:
+        """Faces, landmarks and expressions of one frame."""
+        result = await self.pool.run_batched(self.name, sample, self.timeout_secs)
+        if not isinstance(result, FaceAnalysis):
+            raise TypeError(f"face analyzer returned {type(result).__name__}")
+        return result
+
+
+class VoiceEmotionClient(AnalyzerClient):
+    """The speech-emotion analyzer (``voice_emotion``)."""
+
+    name = "voice_emotion"
 
     async def classify(self, chunk: AudioChunk) -> VoiceEmotionResult:
         """The model's scores for one voiced piece of 1-4 s."""
